@@ -1,0 +1,71 @@
+"""Typed readers for settings that come from the environment.
+
+Each reader names the variable in its error, so a bad value stops the process with one line
+that says what to fix. A secret may also be given as a file: ``NAME_FILE=/run/secrets/name``.
+"""
+
+import os
+from pathlib import Path
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def envstr(name, default=None):
+    """The variable's value, or the contents of the file named by ``NAME_FILE``."""
+    file_path = os.environ.get(f"{name}_FILE")
+    if file_path:
+        try:
+            return Path(file_path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE: cannot read {file_path}: {exc.strerror}") from None
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def envbool(name, default=False):
+    value = envstr(name)
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name}: expected true/false (1/0, yes/no), got {value!r}")
+
+
+def envint(name, default, minimum=None):
+    value = envstr(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise ConfigError(f"{name}: must be at least {minimum}, got {number}")
+    return number
+
+
+def envlist(name, default=()):
+    value = envstr(name)
+    if value is None:
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+PLACEHOLDER_KEYS = {"", "change-me", "changeme", "secret", "replace-me", "please-change-me"}
+
+
+def check_secret_key(key, debug):
+    """Refuse to run in production with a missing, short or placeholder key."""
+    if debug:
+        return
+    if key is None:
+        raise ConfigError("SECRET_KEY: not set (required when DEBUG is off)")
+    if key.strip().lower() in PLACEHOLDER_KEYS or key.startswith("django-insecure"):
+        raise ConfigError("SECRET_KEY: is a placeholder; generate a random key of 50+ characters")
+    if len(key) < 32 or len(set(key)) < 8:
+        raise ConfigError("SECRET_KEY: too short or too simple; use 50+ random characters")

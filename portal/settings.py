@@ -1,0 +1,178 @@
+"""Django settings, every value read from the environment (see .env.example and the README)."""
+
+import sys
+from pathlib import Path
+
+import dj_database_url
+
+from portal.env import ConfigError, check_secret_key, envbool, envint, envlist, envstr
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+try:
+    DEBUG = envbool("DEBUG", False)
+    SECRET_KEY = envstr("SECRET_KEY")
+    check_secret_key(SECRET_KEY, DEBUG)
+    if SECRET_KEY is None:
+        # Stable across the dev processes (web signs links the worker's emails carry); DEBUG only.
+        SECRET_KEY = "dev-only-key-DEBUG-is-on-never-in-production-0123456789"  # noqa: S105
+    ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
+    SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+    if not SITE_URL.startswith(("http://", "https://")):
+        raise ConfigError(f"SITE_URL: must start with http:// or https://, got {SITE_URL!r}")
+    HTTPS = envbool("DSR_HTTPS", not DEBUG)
+    DATABASE_URL = envstr("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")
+    if not DATABASE_URL.startswith(("sqlite:", "postgres:", "postgresql:")):
+        raise ConfigError("DATABASE_URL: expected sqlite:///PATH or postgres://USER@HOST/NAME")
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # Unset means "embedded": `make run` and the test suite start a Redis and set it for us.
+    REDIS_URL = envstr("REDIS_URL")
+    if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("REDIS_URL: expected redis://HOST:PORT/DB or unix:///PATH?db=N")
+    EMAIL_HOST = envstr("EMAIL_HOST", "localhost")
+    EMAIL_PORT = envint("EMAIL_PORT", 25, minimum=1)
+    EMAIL_HOST_USER = envstr("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+    EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 20, minimum=1)
+    DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "DSR Portal <dsr-portal@localhost>")
+    SERVER_EMAIL = DEFAULT_FROM_EMAIL
+    # Dev mode only: mail is kept in the database and shown at /dev/outbox/.
+    DSR_DEV_OUTBOX = envbool("DSR_DEV_OUTBOX", False)
+    DSR_DATA_DIR = Path(envstr("DSR_DATA_DIR", str(BASE_DIR / "var" / "data")))
+    DSR_AZURE_TARGETS = envstr("DSR_AZURE_TARGETS")
+    ERASURE_APPROVALS_REQUIRED = envint("ERASURE_APPROVALS_REQUIRED", 2, minimum=1)
+    DSR_APPROVAL_LINK_MAX_AGE = envint("DSR_APPROVAL_LINK_MAX_AGE", 72 * 3600, minimum=60)
+    DSR_LOGIN_MAX_FAILURES = envint("DSR_LOGIN_MAX_FAILURES", 5, minimum=1)
+    DSR_LOGIN_LOCKOUT_SECONDS = envint("DSR_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+    DSR_JOB_TIMEOUT = envint("DSR_JOB_TIMEOUT", 1800, minimum=60)
+    DSR_LEASE_SECONDS = envint("DSR_LEASE_SECONDS", 120, minimum=5)
+    DSR_RECONCILE_SECONDS = envint("DSR_RECONCILE_SECONDS", 60, minimum=1)
+except ConfigError as exc:
+    sys.exit(f"configuration error: {exc}")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_rq",
+    "requests_app",
+    "simulator",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "portal.middleware.ContentSecurityPolicyMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "requests_app.context_processors.portal",
+            ]
+        },
+    }
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = envstr("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if not DEBUG and envbool("DSR_MANIFEST_STATIC", True)
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG or not envbool("DSR_MANIFEST_STATIC", True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+EMAIL_BACKEND = (
+    "requests_app.outbox.OutboxBackend"
+    if DSR_DEV_OUTBOX
+    else envstr("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+)
+
+# django-rq reads these for its staff-only dashboard; the portal's own code builds queues in
+# requests_app/queues.py so jobs are serialized as JSON, never pickle.
+RQ_QUEUE_NAMES = ["default", "fulfilment"]
+RQ_QUEUES = {
+    name: {
+        "URL": REDIS_URL or "redis://127.0.0.1:6379/0",
+        "DEFAULT_TIMEOUT": DSR_JOB_TIMEOUT,
+        "SERIALIZER": "rq.serializers.JSONSerializer",
+    }
+    for name in RQ_QUEUE_NAMES
+}
+RQ_SHOW_ADMIN_LINK = True
+
+# Security: strict by default in production, relaxed only when DEBUG is on or DSR_HTTPS=0.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = HTTPS
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 8 * 3600, minimum=300)
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [SITE_URL])
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        "httpx": {"level": "WARNING"},
+        "rq.worker": {"level": envstr("RQ_LOG_LEVEL", "INFO")},
+    },
+}

@@ -1,0 +1,23 @@
+"""URL routes. Views live in requests_app; this file only maps paths to them."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from requests_app.forms import ThrottledLoginForm
+from requests_app.views import system
+
+urlpatterns = [
+    path("", system.home, name="home"),
+    path("healthz", system.healthz, name="healthz"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(authentication_form=ThrottledLoginForm),
+        name="login",
+    ),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/rq/", include("django_rq.urls")),
+    path("admin/", admin.site.urls),
+    path("dev/outbox/", system.outbox, name="outbox"),
+    path("dev/outbox/<int:pk>/", system.outbox_message, name="outbox_message"),
+]

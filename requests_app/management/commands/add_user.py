@@ -1,0 +1,50 @@
+"""Create or update a portal user with one role, headless (for self-hosters and scripts)."""
+
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import validate_email
+from django.db import transaction
+
+from requests_app import roles
+
+
+class Command(BaseCommand):
+    help = "Create (or update) a user with a role: officer, approver, auditor or admin."
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+        parser.add_argument("--email", required=True)
+        parser.add_argument("--role", required=True, help="officer|approver|auditor|admin")
+        parser.add_argument("--password", help="Generated and printed when not given")
+
+    def handle(self, username, email, role, password=None, **options):
+        if role not in roles.ALL_ROLES:
+            raise CommandError(
+                f"unknown role {role!r}; choose one of: {', '.join(roles.ALL_ROLES)}"
+            )
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise CommandError(f"--email: {email!r} is not a valid email address") from None
+        generated = password is None
+        password = password or secrets.token_urlsafe(15)
+        roles.ensure_groups()
+        with transaction.atomic():
+            user, created = get_user_model().objects.get_or_create(username=username)
+            user.email = email
+            user.set_password(password)
+            user.is_active = True
+            if role == roles.ADMIN:
+                user.is_staff = True
+                user.is_superuser = True
+            user.save()
+            if role != roles.ADMIN:
+                user.groups.add(Group.objects.get(name=role))
+        verb = "created" if created else "updated"
+        self.stdout.write(f"{verb} {username} ({role})")
+        if generated:
+            self.stdout.write(f"password: {password}")

@@ -1,0 +1,62 @@
+"""Bad configuration stops the process with one line naming the variable."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_check(**env_overrides):
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"DEBUG": "0"}, "SECRET_KEY: not set"),
+        ({"DEBUG": "0", "SECRET_KEY": "change-me"}, "SECRET_KEY: is a placeholder"),
+        (
+            {"DEBUG": "0", "SECRET_KEY": "django-insecure-abcdefghijklmnopqrstuvwxyz0123456789"},
+            "SECRET_KEY: is a placeholder",
+        ),
+        ({"DEBUG": "0", "SECRET_KEY": "short"}, "SECRET_KEY: too short"),
+        ({"DEBUG": "maybe"}, "DEBUG: expected true/false"),
+        ({"DEBUG": "1", "EMAIL_PORT": "twenty-five"}, "EMAIL_PORT: expected a whole number"),
+        ({"DEBUG": "1", "DATABASE_URL": "mysql://x"}, "DATABASE_URL: expected sqlite"),
+        ({"DEBUG": "1", "REDIS_URL": "localhost:6379"}, "REDIS_URL: expected redis://"),
+        ({"DEBUG": "1", "SITE_URL": "portal.example.com"}, "SITE_URL: must start with http"),
+        ({"DEBUG": "1", "SECRET_KEY_FILE": "/nonexistent/secret"}, "SECRET_KEY_FILE: cannot read"),
+    ],
+)
+def test_bad_setting_refused_with_one_line(env, expected):
+    result = run_check(**env)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"configuration error: {lines[0].split(': ', 1)[1]}"]
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_secret_may_come_from_a_file(tmp_path):
+    secret = tmp_path / "key"
+    secret.write_text("k" * 20 + "Zq8#pL2@xV9!mN4$rT6&" + "w" * 20 + "\n")
+    result = run_check(DEBUG="0", SECRET_KEY_FILE=str(secret), ALLOWED_HOSTS="portal.example")
+    assert result.returncode == 0, result.stderr
+
+
+def test_debug_runs_without_a_key():
+    result = run_check(DEBUG="1")
+    assert result.returncode == 0, result.stderr
