@@ -2,5 +2,35 @@
 
 from requests_app.models.audit import AuditEvent, AuditHead
 from requests_app.models.outbox import OutboxMessage
+from requests_app.models.requests import (
+    ApiToken,
+    Approval,
+    Artifact,
+    DataRequest,
+    IllegalTransition,
+    Kind,
+    Operation,
+    PlannedDevice,
+    ReferenceCounter,
+    Regulation,
+    RequestIdentifier,
+    Status,
+)
 
-__all__ = ["AuditEvent", "AuditHead", "OutboxMessage"]
+__all__ = [
+    "ApiToken",
+    "Approval",
+    "Artifact",
+    "AuditEvent",
+    "AuditHead",
+    "DataRequest",
+    "IllegalTransition",
+    "Kind",
+    "Operation",
+    "OutboxMessage",
+    "PlannedDevice",
+    "ReferenceCounter",
+    "Regulation",
+    "RequestIdentifier",
+    "Status",
+]
