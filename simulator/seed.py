@@ -1,0 +1,419 @@
+"""Deterministic sample data: DPS enrollments and registrations, hub devices, twins, modules.
+
+Device ``i`` falls into a category by ``i % 10`` (see ``CYCLE``), so every category is present as
+soon as there are ten devices and the mix stays the same at any size. Registration ID equals the
+device ID for everything that came through DPS, as Azure does by default.
+"""
+
+import base64
+import datetime
+import hashlib
+import hmac
+import random
+
+from .hosts import DPS_HOST, LINKED_HUBS, OTHER_HUB_HOST
+
+CYCLE = (
+    "individual_symmetric",
+    "group_symmetric",
+    "individual_x509",
+    "hub_only",
+    "individual_tpm",
+    "group_x509",
+    "never_provisioned",
+    "other_hub",
+    "individual_symmetric",
+    "group_symmetric",
+)
+DEVICES_PER_GROUP = 40
+MODULE_IDS = ("sensor-reader", "uploader", "diagnostics")
+KINDS = ("thermostat", "meter", "gateway", "valve")
+FIRST = ("Anna", "Jonas", "Maria", "Luca", "Sofia", "Noah", "Emma", "Karim", "Ines", "Pieter")
+LAST = ("Schmidt", "Rossi", "Dubois", "Jansen", "Novak", "Garcia", "Berg", "Kowalski", "Silva")
+CITIES = (
+    ("Lyon", 45.764, 4.835),
+    ("Utrecht", 52.090, 5.121),
+    ("Bologna", 44.494, 11.342),
+    ("Gdansk", 54.352, 18.646),
+    ("Porto", 41.157, -8.629),
+)
+STREETS = ("Rue Garibaldi", "Oudegracht", "Via Indipendenza", "Dluga", "Rua de Santa Catarina")
+FIRMWARE = ("1.8.2", "2.0.0", "2.3.1", "2.4.0-rc1")
+BASE_TIME = datetime.datetime(2024, 3, 1, 8, 0, 0, tzinfo=datetime.UTC)
+NEVER = "0001-01-01T00:00:00Z"
+
+
+def hub_time(moment):
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def dps_time(moment):
+    # DPS writes seven fractional digits.
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "0Z"
+
+
+def derive_b64(*parts):
+    return base64.b64encode(hashlib.sha256("/".join(map(str, parts)).encode()).digest()).decode()
+
+
+def derived_device_key(group_key, registration_id):
+    """The key a device of a symmetric-key group uses (Azure's documented derivation)."""
+    mac = hmac.new(base64.b64decode(group_key), registration_id.encode(), hashlib.sha256)
+    return base64.b64encode(mac.digest()).decode()
+
+
+def cert_info(subject, issuer, seed_text, moment):
+    data = seed_text.encode()
+    return {
+        "subjectName": f"CN={subject}, O=Contoso Heating, C=FR",
+        "sha1Thumbprint": hashlib.sha1(data, usedforsecurity=False).hexdigest().upper(),
+        "sha256Thumbprint": hashlib.sha256(seed_text.encode()).hexdigest().upper(),
+        "issuerName": f"CN={issuer}, O=Contoso Heating, C=FR",
+        "notBeforeUtc": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "notAfterUtc": (moment + datetime.timedelta(days=730)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "serialNumber": hashlib.md5(data, usedforsecurity=False).hexdigest().upper()[:20],
+        "version": 3,
+    }
+
+
+def tpm_endorsement_key(seed, registration_id):
+    blob = b"".join(
+        hashlib.sha256(f"ek/{seed}/{registration_id}/{n}".encode()).digest() for n in range(12)
+    )
+    return base64.b64encode(b"\x00\x01\x00\x0b" + blob).decode()
+
+
+def generation_id(*parts):
+    digits = int(hashlib.sha256("/".join(parts).encode()).hexdigest()[:12], 16)
+    return f"638{digits % 10**15:015d}"
+
+
+class Etags:
+    """Monotonic etags in the styles each resource uses."""
+
+    def __init__(self):
+        self.counter = 0
+
+    def _next(self):
+        self.counter += 1
+        return self.counter
+
+    def dps(self):
+        n = self._next()
+        return f'"{n:08x}-0000-0300-0000-65e1{n:08x}"'
+
+    def device(self):
+        return base64.b64encode(str(self._next()).encode()).decode()
+
+    def twin(self):
+        return base64.b64encode(self._next().to_bytes(8, "big")).decode()
+
+
+def new_hub():
+    return {"devices": {}, "twins": {}, "modules": {}, "module_twins": {}, "jobs": {}}
+
+
+def new_dps():
+    return {"enrollments": {}, "groups": {}, "registrations": {}}
+
+
+def hub_device(device_id, etag, primary, secondary, moment, c2d=0, status="enabled"):
+    return {
+        "deviceId": device_id,
+        "generationId": generation_id(device_id),
+        "etag": etag,
+        "connectionState": "Disconnected",
+        "status": status,
+        "statusReason": None,
+        "connectionStateUpdatedTime": NEVER,
+        "statusUpdatedTime": NEVER,
+        "lastActivityTime": hub_time(moment),
+        "cloudToDeviceMessageCount": c2d,
+        "authentication": {
+            "symmetricKey": {"primaryKey": primary, "secondaryKey": secondary},
+            "x509Thumbprint": {"primaryThumbprint": None, "secondaryThumbprint": None},
+            "type": "sas",
+        },
+        "capabilities": {"iotEdge": False},
+    }
+
+
+def hub_module(device_id, module_id, etag, primary, secondary, moment, managed_by=None):
+    return {
+        "moduleId": module_id,
+        "managedBy": managed_by,
+        "deviceId": device_id,
+        "generationId": generation_id(device_id, module_id),
+        "etag": etag,
+        "connectionState": "Disconnected",
+        "connectionStateUpdatedTime": NEVER,
+        "lastActivityTime": hub_time(moment),
+        "cloudToDeviceMessageCount": 0,
+        "authentication": {
+            "symmetricKey": {"primaryKey": primary, "secondaryKey": secondary},
+            "x509Thumbprint": {"primaryThumbprint": None, "secondaryThumbprint": None},
+            "type": "sas",
+        },
+    }
+
+
+def twin_for(device, etag, tags=None, desired=None, reported=None, module_id=None):
+    now = device.get("lastActivityTime", NEVER)
+
+    def collection(values, version):
+        body = dict(values or {})
+        body["$metadata"] = {"$lastUpdated": now}
+        body["$version"] = version
+        return body
+
+    twin = {"deviceId": device["deviceId"]}
+    if module_id:
+        twin["moduleId"] = module_id
+    twin.update(
+        {
+            "etag": etag,
+            "deviceEtag": device["etag"],
+            "status": device.get("status", "enabled"),
+            "statusUpdateTime": NEVER,
+            "connectionState": "Disconnected",
+            "lastActivityTime": now,
+            "cloudToDeviceMessageCount": 0,
+            "authenticationType": "sas",
+            "x509Thumbprint": {"primaryThumbprint": None, "secondaryThumbprint": None},
+            "modelId": "",
+            "version": 2 if tags or desired or reported else 1,
+            "tags": dict(tags or {}),
+            "properties": {
+                "desired": collection(desired, 1),
+                "reported": collection(reported, 1),
+            },
+        }
+    )
+    if not module_id:
+        twin["capabilities"] = {"iotEdge": False}
+    return twin
+
+
+def customer_tags(rng, i):
+    city, lat, lon = CITIES[i % len(CITIES)]
+    first, last = rng.choice(FIRST), rng.choice(LAST)
+    return {
+        "owner": {
+            "customerRef": f"CUST-{rng.randrange(100000, 999999)}",
+            "name": f"{first} {last}",
+            "email": f"{first}.{last}@example.com".lower(),
+        },
+        "site": {
+            "name": f"{city}-{i % 7 + 1:02d}",
+            "address": f"{rng.randrange(1, 200)} {STREETS[i % len(STREETS)]}, {city}",
+        },
+        "location": {
+            "lat": round(lat + rng.uniform(-0.05, 0.05), 5),
+            "lon": round(lon + rng.uniform(-0.05, 0.05), 5),
+        },
+    }
+
+
+def build(seed, devices, etags):
+    """Return (state, samples) for ``devices`` identities, identical for the same seed."""
+    rng = random.Random(seed)
+    dps = new_dps()
+    hubs = {host: new_hub() for host in (*LINKED_HUBS, OTHER_HUB_HOST)}
+    samples = {
+        name: []
+        for name in (
+            "individual_symmetric",
+            "individual_x509",
+            "individual_tpm",
+            "group_provisioned",
+            "never_provisioned",
+            "hub_only",
+            "other_hub",
+            "with_modules",
+            "with_jobs",
+            "enrollment_groups",
+            "empty_groups",
+        )
+    }
+    group_count = max(1, devices // DEVICES_PER_GROUP)
+    groups = {"symmetricKey": [], "x509": []}
+    for n in range(group_count):
+        for kind, prefix in (("symmetricKey", "grp-sym"), ("x509", "grp-x509")):
+            gid = f"{prefix}-{n + 1:02d}"
+            dps["groups"][gid] = _group(seed, gid, kind, etags)
+            groups[kind].append(gid)
+            samples["enrollment_groups"].append(gid)
+    empty = "grp-sym-unused"
+    dps["groups"][empty] = _group(seed, empty, "symmetricKey", etags)
+    samples["empty_groups"].append(empty)
+
+    for i in range(devices):
+        category = CYCLE[i % len(CYCLE)]
+        device_id = f"{KINDS[i % len(KINDS)]}-{seed % 1000:03d}{i:05d}"
+        moment = BASE_TIME + datetime.timedelta(minutes=17 * i)
+        hub = LINKED_HUBS[rng.randrange(len(LINKED_HUBS))]
+        if category == "other_hub":
+            hub = OTHER_HUB_HOST
+        keys = None
+        group_id = None
+        if category.startswith("individual") or category in ("never_provisioned", "other_hub"):
+            attestation = {
+                "individual_x509": "x509",
+                "individual_tpm": "tpm",
+            }.get(category, "symmetricKey")
+            enrollment = _enrollment(seed, device_id, attestation, etags, moment)
+            if category == "never_provisioned" and i % 20 == 16:
+                enrollment["provisioningStatus"] = "disabled"
+            dps["enrollments"][device_id] = enrollment
+            if attestation == "symmetricKey":
+                sym = enrollment["attestation"]["symmetricKey"]
+                keys = (sym["primaryKey"], sym["secondaryKey"])
+        elif category.startswith("group"):
+            kind = "symmetricKey" if category == "group_symmetric" else "x509"
+            group_id = groups[kind][(i // len(CYCLE)) % group_count]
+            group = dps["groups"][group_id]
+            if kind == "symmetricKey":
+                sym = group["attestation"]["symmetricKey"]
+                keys = (
+                    derived_device_key(sym["primaryKey"], device_id),
+                    derived_device_key(sym["secondaryKey"], device_id),
+                )
+        if category == "never_provisioned":
+            samples["never_provisioned"].append(device_id)
+            continue
+        if category != "hub_only":
+            dps["registrations"][device_id] = {
+                "group": group_id,
+                "state": {
+                    "registrationId": device_id,
+                    "createdDateTimeUtc": dps_time(moment),
+                    "assignedHub": hub,
+                    "deviceId": device_id,
+                    "status": "assigned",
+                    "substatus": "initialAssignment",
+                    "lastUpdatedDateTimeUtc": dps_time(moment + datetime.timedelta(seconds=3)),
+                    "etag": etags.dps(),
+                },
+            }
+        samples_key = "group_provisioned" if category.startswith("group") else category
+        samples[samples_key].append(device_id)
+        if keys is None:
+            keys = (derive_b64(seed, device_id, "p"), derive_b64(seed, device_id, "s"))
+        _add_hub_device(hubs[hub], rng, seed, i, device_id, keys, moment, etags, samples)
+    return {"dps": {DPS_HOST: dps}, "hubs": hubs}, samples
+
+
+def _group(seed, gid, kind, etags):
+    moment = BASE_TIME - datetime.timedelta(days=30)
+    if kind == "symmetricKey":
+        attestation = {
+            "type": "symmetricKey",
+            "symmetricKey": {
+                "primaryKey": derive_b64(seed, gid, "group-p"),
+                "secondaryKey": derive_b64(seed, gid, "group-s"),
+            },
+        }
+    else:
+        info = cert_info(f"{gid} Intermediate CA", "Contoso Root CA", f"{seed}/{gid}", moment)
+        attestation = {
+            "type": "x509",
+            "x509": {"signingCertificates": {"primary": {"info": info}, "secondary": None}},
+        }
+    return {
+        "enrollmentGroupId": gid,
+        "attestation": attestation,
+        "capabilities": {"iotEdge": False},
+        "etag": etags.dps(),
+        "provisioningStatus": "enabled",
+        "reprovisionPolicy": {"updateHubAssignment": True, "migrateDeviceData": True},
+        "createdDateTimeUtc": dps_time(moment),
+        "lastUpdatedDateTimeUtc": dps_time(moment),
+        "allocationPolicy": "hashed",
+        "iotHubs": list(LINKED_HUBS),
+    }
+
+
+def _enrollment(seed, registration_id, kind, etags, moment):
+    if kind == "symmetricKey":
+        attestation = {
+            "type": "symmetricKey",
+            "symmetricKey": {
+                "primaryKey": derive_b64(seed, registration_id, "enr-p"),
+                "secondaryKey": derive_b64(seed, registration_id, "enr-s"),
+            },
+        }
+    elif kind == "x509":
+        info = cert_info(registration_id, "Contoso Devices CA", f"{seed}/{registration_id}", moment)
+        attestation = {
+            "type": "x509",
+            "x509": {"clientCertificates": {"primary": {"info": info}, "secondary": None}},
+        }
+    else:
+        attestation = {
+            "type": "tpm",
+            "tpm": {"endorsementKey": tpm_endorsement_key(seed, registration_id)},
+        }
+    return {
+        "registrationId": registration_id,
+        "deviceId": registration_id,
+        "attestation": attestation,
+        "capabilities": {"iotEdge": False},
+        "etag": etags.dps(),
+        "provisioningStatus": "enabled",
+        "reprovisionPolicy": {"updateHubAssignment": True, "migrateDeviceData": True},
+        "createdDateTimeUtc": dps_time(moment - datetime.timedelta(days=2)),
+        "lastUpdatedDateTimeUtc": dps_time(moment - datetime.timedelta(days=2)),
+        "allocationPolicy": "hashed",
+        "iotHubs": list(LINKED_HUBS),
+    }
+
+
+def _add_hub_device(hub, rng, seed, i, device_id, keys, moment, etags, samples):
+    device = hub_device(device_id, etags.device(), keys[0], keys[1], moment, c2d=i % 3)
+    hub["devices"][device_id] = device
+    tags = customer_tags(rng, i)
+    desired = {"telemetryIntervalSec": rng.choice((30, 60, 300)), "heatingMode": "eco"}
+    reported = {
+        "firmware": {"version": FIRMWARE[i % len(FIRMWARE)], "updatedAt": hub_time(moment)},
+        "lastTemperatureC": round(rng.uniform(16, 24), 1),
+    }
+    hub["twins"][device_id] = twin_for(device, etags.twin(), tags, desired, reported)
+    hub["twins"][device_id]["cloudToDeviceMessageCount"] = device["cloudToDeviceMessageCount"]
+    if i % 4 == 0 or i % 20 == 3:
+        samples["with_modules"].append(device_id)
+        hub["modules"][device_id] = {}
+        for module_id in MODULE_IDS[: 1 + i % len(MODULE_IDS)]:
+            module = hub_module(
+                device_id,
+                module_id,
+                etags.device(),
+                derive_b64(seed, device_id, module_id, "p"),
+                derive_b64(seed, device_id, module_id, "s"),
+                moment,
+            )
+            hub["modules"][device_id][module_id] = module
+            hub["module_twins"][(device_id, module_id)] = twin_for(
+                device,
+                etags.twin(),
+                desired={"sampleRateHz": 2},
+                reported={"moduleVersion": "1.0.4", "readings": rng.randrange(100, 90000)},
+                module_id=module_id,
+            )
+    if i % 5 == 1:
+        samples["with_jobs"].append(device_id)
+        hub["jobs"][device_id] = [
+            {
+                "jobId": f"fw-rollout-{i:05d}",
+                "queryCondition": f"deviceId IN ['{device_id}']",
+                "createdTime": hub_time(moment),
+                "startTime": hub_time(moment),
+                "endTime": hub_time(moment + datetime.timedelta(minutes=2)),
+                "maxExecutionTimeInSeconds": 3600,
+                "type": "scheduleUpdateTwin",
+                "status": "completed",
+                "deviceId": device_id,
+                "outcome": {"deviceMethodResponse": None},
+                "lastUpdatedDateTimeUtc": hub_time(moment + datetime.timedelta(minutes=2)),
+                "createdDateTimeUtc": hub_time(moment),
+            }
+        ]

@@ -1,0 +1,49 @@
+"""Writing a targets file that points the portal at a running simulator.
+
+The TOML file lists the demo DPS instance and both demo hubs (not ``other-hub``, so the portal
+meets a registration whose hub is not configured). Connection strings go into ``*.connstr``
+files beside it, readable by the owner only, referenced by ``connection_string_file``.
+"""
+
+import os
+from pathlib import Path
+
+from .hosts import DPS_HOSTS, LINKED_HUBS
+
+
+def _write_private(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(text)
+
+
+def write_targets(sim, path, endpoint):
+    """Write the targets file at ``path`` for a simulator reachable at ``endpoint``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blocks = []
+    for section, hosts in (("dps", DPS_HOSTS), ("hub", LINKED_HUBS)):
+        for host in hosts:
+            secret = f"{host.split('.')[0]}.connstr"
+            _write_private(path.parent / secret, sim.connection_string(host) + "\n")
+            lines = [
+                f"[[{section}]]",
+                f'hostname = "{host}"',
+                f'endpoint = "{endpoint}"',
+                'auth = "sas"',
+                f'connection_string_file = "{secret}"',
+            ]
+            if section == "hub":
+                tier, units = sim.hub_tier(host)
+                lines += [f'tier = "{tier}"', f"units = {units}"]
+            scale = sim.faults.get("throttle_scale")
+            if scale:
+                # The simulator throttles at scale x Azure's rates; pace the portal to match.
+                lines.append(f"rate_scale = {float(scale)}")
+            blocks.append("\n".join(lines))
+    header = "# Azure targets served by the local simulator (manage.py azuresim).\n\n"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(header + "\n\n".join(blocks) + "\n")
+    os.replace(tmp, path)
+    return path
