@@ -48,6 +48,7 @@ try:
     DSR_JOB_TIMEOUT = envint("DSR_JOB_TIMEOUT", 1800, minimum=60)
     DSR_LEASE_SECONDS = envint("DSR_LEASE_SECONDS", 120, minimum=5)
     DSR_RECONCILE_SECONDS = envint("DSR_RECONCILE_SECONDS", 60, minimum=1)
+    DSR_PARALLEL_JOBS = envint("DSR_PARALLEL_JOBS", 4, minimum=1)
 except ConfigError as exc:
     sys.exit(f"configuration error: {exc}")
 

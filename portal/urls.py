@@ -18,6 +18,9 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
+    path("", include("requests_app.urls_intake")),
+    path("", include("requests_app.urls_api")),
+    path("", include("requests_app.urls")),
     path("dev/outbox/", system.outbox, name="outbox"),
     path("dev/outbox/<int:pk>/", system.outbox_message, name="outbox_message"),
 ]

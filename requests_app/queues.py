@@ -50,10 +50,10 @@ class PortalWorker(SimpleWorker):
     """Runs jobs in the worker process itself (no fork, so Django's connections stay sane) and
     finishes the current job on SIGTERM, as RQ's warm shutdown does."""
 
-    def perform_job(self, job, queue):
+    def perform_job(self, job, queue, *args, **kwargs):
         close_old_connections()
         try:
-            return super().perform_job(job, queue)
+            return super().perform_job(job, queue, *args, **kwargs)
         finally:
             close_old_connections()
 

@@ -1,18 +1,103 @@
-"""Periodic recovery and reminders, run by the scheduler."""
+"""The reconciler: what the database says is left gets a live job, whatever Redis lost.
+
+Recovery is bounded by lease expiry + one reconciler period (DSR_LEASE_SECONDS +
+DSR_RECONCILE_SECONDS): a worker killed mid-operation stops renewing its leases; once they
+expire the reconciler hands the operations back (pending, same attempt number, so the dead
+worker's late write would change 0 rows) and enqueues the request again.
+"""
 
 import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+from redis.exceptions import RedisError
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from requests_app import fulfilment, lifecycle
+from requests_app.models import AuditEvent, DataRequest, Operation, PlannedDevice, Status
+from requests_app.queues import enqueue_now, get_queue
 
 log = logging.getLogger(__name__)
+LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+
+
+def release_expired_leases(now=None):
+    now = now or timezone.now()
+    ops = Operation.objects.filter(state=Operation.State.RUNNING, lease_until__lt=now).update(
+        state=Operation.State.PENDING, claimed_by="", lease_until=None
+    )
+    devices = PlannedDevice.objects.filter(lease_until__lt=now).update(
+        claimed_by="", lease_until=None
+    )
+    return ops, devices
+
+
+def has_live_job(job_ids):
+    queue = get_queue("fulfilment")
+    for job_id in job_ids:
+        try:
+            job = Job.fetch(job_id, connection=queue.connection, serializer=queue.serializer)
+        except NoSuchJobError:
+            continue
+        if job.get_status(refresh=False) in LIVE:
+            return True
+    return False
+
+
+def has_live_lease(request, now):
+    return (
+        request.devices.filter(lease_until__gte=now).exists()
+        or request.operations.filter(lease_until__gte=now).exists()
+    )
 
 
 def reconcile():
-    """Re-enqueue work the database says is left (filled in by the fulfilment module)."""
-    from requests_app import fulfilment_hooks
-
-    return fulfilment_hooks.reconcile()
+    """Re-enqueue requests with work left and no live job. Returns how many were re-enqueued."""
+    now = timezone.now()
+    released = release_expired_leases(now)
+    recent = now - timedelta(seconds=settings.DSR_LEASE_SECONDS)
+    enqueued = 0
+    try:
+        for request in DataRequest.objects.filter(status__in=[Status.APPROVED, Status.RUNNING]):
+            if has_live_lease(request, now) or (
+                request.last_enqueued_at and request.last_enqueued_at > recent
+            ):
+                continue
+            if has_live_job(fulfilment.job_ids(request)):
+                continue
+            if request.status == Status.APPROVED:
+                enqueue_now(
+                    fulfilment.RUN_JOB,
+                    request.pk,
+                    queue="fulfilment",
+                    job_id=fulfilment.first_job_id(request),
+                )
+                DataRequest.objects.filter(pk=request.pk).update(last_enqueued_at=now)
+            else:
+                fulfilment.start(request)
+            AuditEvent.record("reconciler_enqueued", request=request, status=request.status)
+            enqueued += 1
+        planning = DataRequest.objects.filter(status=Status.PLANNING, scoping_error="").filter(
+            Q(last_enqueued_at__isnull=True) | Q(last_enqueued_at__lt=recent)
+        )
+        for request in planning:
+            if request.updated_at > recent or has_live_job([lifecycle.scope_job_id(request)]):
+                continue
+            enqueue_now(lifecycle.SCOPE_JOB, request.pk, job_id=lifecycle.scope_job_id(request))
+            DataRequest.objects.filter(pk=request.pk).update(last_enqueued_at=now)
+            AuditEvent.record("reconciler_enqueued", request=request, status=request.status)
+            enqueued += 1
+    except RedisError as exc:
+        log.warning("reconciler: Redis unavailable (%s); will try again next period", exc)
+    if enqueued or any(released):
+        log.info("reconciler: %s re-enqueued, leases released %s", enqueued, released)
+    return enqueued
 
 
 def send_reminders():
-    from requests_app import fulfilment_hooks
+    from requests_app import reminders
 
-    return fulfilment_hooks.send_reminders()
+    return reminders.send_all()

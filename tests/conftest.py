@@ -1,5 +1,7 @@
 """Shared fixtures: named personas, a clean Redis database, the RQ queues drained in-process."""
 
+import os
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -62,3 +64,34 @@ def auditor(db):
 @pytest.fixture
 def admin_user(db):
     return make_user("root", roles.ADMIN)
+
+
+@pytest.fixture
+def azure(tmp_path, settings):
+    """The bundled simulator served over real HTTP on a free port, with a targets file the
+    portal loads like any deployment's (connection strings in 0600 files beside it)."""
+    from requests_app.azure import configured_targets
+    from simulator.app import Simulator
+    from simulator.server import serve
+    from simulator.targets import write_targets
+
+    sim = Simulator(seed=1, devices=30)
+    server = serve(sim)
+    path = write_targets(sim, tmp_path / "azure" / "targets.toml", server.url)
+    settings.DSR_AZURE_TARGETS = str(path)
+    configured_targets.cache_clear()
+    yield sim
+    server.shutdown()
+    configured_targets.cache_clear()
+
+
+def drain(max_jobs=1000):
+    """Run every queued job in this process (a non-forking worker in burst mode)."""
+    from requests_app.queues import worker
+
+    worker(name=f"test-{os.getpid()}").work(burst=True, max_jobs=max_jobs, with_scheduler=False)
+
+
+@pytest.fixture
+def run_jobs(redis_db):
+    return drain

@@ -139,6 +139,7 @@ class DataRequest(models.Model):
     rejection_reason = models.TextField(blank=True)
     cancel_reason = models.TextField(blank=True)
     last_enqueued_at = models.DateTimeField(null=True, blank=True)
+    archive_claimed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -248,6 +249,8 @@ class PlannedDevice(models.Model):
     has_device = models.BooleanField(default=False)
     modules = models.JSONField(default=list, blank=True)
     note = models.TextField(blank=True)
+    claimed_by = models.CharField(max_length=128, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["position"]

@@ -1,0 +1,79 @@
+"""Every email the portal sends: one function each, text + HTML templates, absolute URLs from
+SITE_URL. Each send is an audit event; a failure is recorded and can be resent."""
+
+import logging
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+
+from requests_app.models import AuditEvent
+
+log = logging.getLogger(__name__)
+
+
+def _send(template, subject, recipient, context, request=None):
+    context = {**context, "site_url": settings.SITE_URL, "request": request}
+    text = render_to_string(f"emails/{template}.txt", context)
+    html = render_to_string(f"emails/{template}.html", context)
+    message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [recipient])
+    message.attach_alternative(html, "text/html")
+    try:
+        message.send()
+    except Exception as exc:  # SMTP answers vary; all of them mean "not sent"
+        log.warning("email %s to %s failed: %s", template, recipient, exc)
+        AuditEvent.record(
+            "email_failed",
+            request=request,
+            template=template,
+            to=recipient,
+            error=exc.__class__.__name__,
+        )
+        return False
+    AuditEvent.record("email_sent", request=request, template=template, to=recipient)
+    return True
+
+
+def approval_requested(request, approver, url, reminder=False):
+    prefix = "Reminder: approval" if reminder else "Approval"
+    return _send(
+        "approval_request",
+        f"[{request.reference}] {prefix} needed: {request.get_kind_display()}",
+        approver.email,
+        {
+            "approver": approver,
+            "url": url,
+            "devices": request.devices.all(),
+            "operations_count": request.operations.count(),
+        },
+        request,
+    )
+
+
+def request_rejected(request, approval):
+    return _send(
+        "request_rejected",
+        f"[{request.reference}] Rejected by {approval.approver_name}",
+        request.created_by.email,
+        {"approval": approval},
+        request,
+    )
+
+
+def request_finished(request):
+    return _send(
+        "request_finished",
+        f"[{request.reference}] {request.get_status_display()}",
+        request.created_by.email,
+        {"url": settings.SITE_URL + request.get_absolute_url()},
+        request,
+    )
+
+
+def deadline_digest(officer, requests):
+    return _send(
+        "deadline_digest",
+        f"DSR Portal: {len(requests)} requests due within 7 days or overdue",
+        officer.email,
+        {"officer": officer, "requests": requests},
+    )

@@ -1,0 +1,203 @@
+"""What happens to a request between intake and fulfilment: submit, plan, approve or reject,
+cancel. Views and the API call these; each one is a transaction with its audit events."""
+
+import logging
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from requests_app import emails, roles
+from requests_app.azure import AzureError, TargetsError
+from requests_app.models import Approval, AuditEvent, DataRequest, IllegalTransition, Status
+from requests_app.queues import enqueue_on_commit
+from requests_app.tokens import approval_url
+
+log = logging.getLogger(__name__)
+
+SCOPE_JOB = "requests_app.lifecycle.scope_job"
+FULFIL_JOB = "requests_app.fulfilment.run_job"
+
+
+class DecisionRefused(Exception):
+    """An approval or rejection that may not be recorded; ``status`` is the HTTP answer."""
+
+    def __init__(self, reason, message, status=403):
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+
+
+def scope_job_id(request):
+    return f"dsr-scope-{request.pk}"
+
+
+def submit(request, *, actor):
+    """draft → planning, and the scoping job goes on the queue once this commits."""
+    with transaction.atomic():
+        request.transition(Status.PLANNING, actor=actor)
+        enqueue_on_commit(SCOPE_JOB, request.pk, job_id=scope_job_id(request))
+    return request
+
+
+def retry_scoping(request, *, actor):
+    with transaction.atomic():
+        if request.status != Status.PLANNING or not request.scoping_error:
+            raise IllegalTransition(f"{request.reference} has no failed plan to retry")
+        request.transition(Status.PLANNING, actor=actor, retry=True)
+        enqueue_on_commit(SCOPE_JOB, request.pk, job_id=scope_job_id(request))
+    return request
+
+
+def cancel(request, *, actor, reason):
+    if not reason.strip():
+        raise ValueError("A reason is required to cancel a request.")
+    with transaction.atomic():
+        request.transition(Status.CANCELLED, actor=actor, reason=reason)
+        DataRequest.objects.filter(pk=request.pk).update(cancel_reason=reason)
+        request.cancel_reason = reason
+    return request
+
+
+def scope_job(request_id):
+    """RQ job: look everything up, store the plan, ask the approvers."""
+    from requests_app.azure_calls import clients_for
+    from requests_app.scoping import build_plan
+
+    request = DataRequest.objects.get(pk=request_id)
+    if request.status != Status.PLANNING:
+        return
+    try:
+        clients = clients_for(request)
+        version = build_plan(request, clients)
+    except (AzureError, TargetsError, OSError) as exc:
+        message = f"{exc.__class__.__name__}: {exc}"
+        DataRequest.objects.filter(pk=request.pk).update(scoping_error=message)
+        AuditEvent.record("scoping_failed", request=request, error=message)
+        return
+    with transaction.atomic():
+        request.refresh_from_db()
+        request.transition(
+            Status.AWAITING_APPROVAL,
+            plan_version=version,
+            devices=request.devices.count(),
+            operations=request.operations.count(),
+        )
+    AuditEvent.record("plan_stored", request=request, plan_version=version)
+    notify_approvers(request)
+
+
+def approvers_for(request):
+    User = get_user_model()  # noqa: N806
+    return (
+        User.objects.filter(groups__name=roles.APPROVER, is_active=True)
+        .exclude(pk=request.created_by_id)
+        .order_by("username")
+    )
+
+
+def notify_approvers(request, *, actor=None, reminder=False):
+    """Email every approver who has not decided on this plan version yet."""
+    decided = set(
+        request.approvals.filter(plan_version=request.plan_version).values_list(
+            "approver_id", flat=True
+        )
+    )
+    sent = 0
+    for approver in approvers_for(request):
+        if approver.pk in decided or not approver.email:
+            continue
+        url = approval_url(request, approver)
+        sent += emails.approval_requested(request, approver, url, reminder=reminder)
+    if actor is not None:
+        AuditEvent.record("approval_emails_resent", actor=actor, request=request, sent=sent)
+    return sent
+
+
+def decide(request, *, approver, decision, reason="", via, plan_version, ip=None, user_agent=""):
+    """Record one approver's decision. Serialised on the request row, so two approvals racing
+    for the last slot cannot both win, and the status moves exactly once."""
+    reason = (reason or "").strip()
+    if decision == Approval.Decision.REJECTED and not reason:
+        raise DecisionRefused("reason_required", "A reason is required to reject.", 400)
+    actor_kind = "approver" if via == "link" else "user"
+    with transaction.atomic():
+        locked = DataRequest.objects.select_for_update().get(pk=request.pk)
+        problem = _refusal(locked, approver, plan_version)
+        if problem:
+            AuditEvent.record(
+                "decision_refused",
+                actor=approver,
+                actor_kind=actor_kind,
+                request=locked,
+                reason=problem.reason,
+                via=via,
+                ip=ip,
+            )
+            raise problem
+        approval = Approval.objects.create(
+            request=locked,
+            approver=approver,
+            approver_name=approver.get_username(),
+            plan_version=plan_version,
+            decision=decision,
+            reason=reason,
+            via=via,
+            ip=ip,
+            user_agent=(user_agent or "")[:300],
+        )
+        AuditEvent.record(
+            f"request_{decision}",
+            actor=approver,
+            actor_kind=actor_kind,
+            request=locked,
+            via=via,
+            ip=ip,
+            user_agent=(user_agent or "")[:300],
+            plan_version=plan_version,
+            reason=reason,
+        )
+        if decision == Approval.Decision.REJECTED:
+            DataRequest.objects.filter(pk=locked.pk).update(rejection_reason=reason)
+            locked.transition(Status.REJECTED, actor=approver, actor_kind=actor_kind)
+            transaction.on_commit(lambda: emails.request_rejected(locked, approval))
+        else:
+            approved = (
+                locked.approvals.filter(
+                    plan_version=plan_version, decision=Approval.Decision.APPROVED
+                )
+                .values("approver")
+                .distinct()
+                .count()
+            )
+            if approved >= locked.approvals_required:
+                locked.transition(Status.APPROVED, actor=approver, actor_kind=actor_kind)
+                enqueue_on_commit(
+                    FULFIL_JOB, locked.pk, queue="fulfilment", job_id=f"dsr-run-{locked.pk}-0"
+                )
+    request.refresh_from_db()
+    return approval
+
+
+def _refusal(request, approver, plan_version):
+    if request.status != Status.AWAITING_APPROVAL:
+        return DecisionRefused(
+            "not_awaiting",
+            f"{request.reference} is no longer awaiting approval "
+            f"(it is {request.get_status_display().lower()}).",
+            410,
+        )
+    if plan_version != request.plan_version:
+        return DecisionRefused(
+            "stale_plan", "The plan changed after this link was sent; use the newest email.", 410
+        )
+    if approver.pk == request.created_by_id:
+        return DecisionRefused(
+            "self_approval", "You created this request, so you cannot approve it.", 403
+        )
+    if not roles.has_role(approver, roles.APPROVER):
+        return DecisionRefused("not_approver", "You are not an approver.", 403)
+    if request.approvals.filter(approver=approver, plan_version=plan_version).exists():
+        return DecisionRefused(
+            "used", "You have already decided on this request; the link works once.", 410
+        )
+    return None

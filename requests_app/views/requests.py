@@ -1,0 +1,186 @@
+"""The request page and the officer's actions on it: one small view per action."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from requests_app import access, lifecycle, roles
+from requests_app.models import (
+    Approval,
+    Artifact,
+    AuditEvent,
+    IllegalTransition,
+    Status,
+)
+from requests_app.progress import progress_of
+
+
+@login_required
+def request_list(request):
+    if not access.can_view_requests(request.user):
+        raise Http404
+    from requests_app.models import DataRequest
+
+    queryset = DataRequest.objects.select_related("created_by").order_by("-created_at")
+    status = request.GET.get("status")
+    if status in Status.values:
+        queryset = queryset.filter(status=status)
+    page = Paginator(queryset, 50).get_page(request.GET.get("page"))
+    return render(request, "requests_app/request_list.html", {"page": page})
+
+
+@login_required
+def request_detail(request, reference):
+    req = access.request_for_viewer(request.user, reference)
+    user = request.user
+    is_officer = roles.has_role(user, roles.OFFICER)
+    my_decision = req.approvals.filter(approver=user, plan_version=req.plan_version).first()
+    can_decide = (
+        req.status == Status.AWAITING_APPROVAL
+        and roles.has_role(user, roles.APPROVER)
+        and user.pk != req.created_by_id
+        and my_decision is None
+    )
+    context = {
+        "req": req,
+        "devices": req.devices.all(),
+        "operations": req.operations.select_related("device"),
+        "approvals": req.approvals.select_related("approver"),
+        "artifacts": [a for a in req.artifacts.all() if access.can_download(user, a)],
+        "timeline": AuditEvent.objects.filter(request_ref=req.reference).order_by("seq")[:500],
+        "progress": progress_of(req),
+        "officer_actions": is_officer,
+        "can_decide": can_decide,
+        "my_decision": my_decision,
+    }
+    return render(request, "requests_app/request_detail.html", context)
+
+
+@login_required
+@require_GET
+@never_cache
+def request_progress(request, reference):
+    req = access.request_for_viewer(request.user, reference)
+    return JsonResponse(
+        {"status": req.status, "label": req.get_status_display(), **progress_of(req)}
+    )
+
+
+def _officer_action(request, reference, action, success):
+    req = access.request_for_officer(request.user, reference)
+    try:
+        action(req)
+    except (IllegalTransition, ValueError) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, success)
+    return redirect(req.get_absolute_url())
+
+
+@login_required
+@require_POST
+def request_submit(request, reference):
+    return _officer_action(
+        request,
+        reference,
+        lambda req: lifecycle.submit(req, actor=request.user),
+        "Submitted: the plan is being prepared. Approvers are emailed when it is ready.",
+    )
+
+
+@login_required
+@require_POST
+def request_cancel(request, reference):
+    reason = request.POST.get("reason", "")
+    return _officer_action(
+        request,
+        reference,
+        lambda req: lifecycle.cancel(req, actor=request.user, reason=reason),
+        "The request was cancelled.",
+    )
+
+
+@login_required
+@require_POST
+def request_retry(request, reference):
+    def retry(req):
+        if req.status == Status.PLANNING:
+            lifecycle.retry_scoping(req, actor=request.user)
+        else:
+            from requests_app import fulfilment
+
+            fulfilment.retry(req, actor=request.user)
+
+    return _officer_action(request, reference, retry, "Retrying from the first unfinished step.")
+
+
+@login_required
+@require_POST
+def request_resend(request, reference):
+    def resend(req):
+        if req.status != Status.AWAITING_APPROVAL:
+            raise IllegalTransition(f"{req.reference} is not awaiting approval")
+        lifecycle.notify_approvers(req, actor=request.user)
+
+    return _officer_action(request, reference, resend, "Approval emails sent again.")
+
+
+@login_required
+@require_POST
+def request_decide(request, reference):
+    """A signed-in approver decides from the request page (same rules as the email link)."""
+    req = access.request_for_viewer(request.user, reference)
+    decision = request.POST.get("decision")
+    if decision not in Approval.Decision.values:
+        messages.error(request, "Choose approve or reject.")
+        return redirect(req.get_absolute_url())
+    try:
+        lifecycle.decide(
+            req,
+            approver=request.user,
+            decision=decision,
+            reason=request.POST.get("reason", ""),
+            via="portal",
+            plan_version=request.POST.get("plan_version", ""),
+            ip=request.META.get("REMOTE_ADDR"),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        )
+    except lifecycle.DecisionRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Your decision ({decision}) was recorded.")
+    return redirect(req.get_absolute_url())
+
+
+@login_required
+@require_GET
+def artifact_download(request, reference, kind):
+    req = access.request_for_viewer(request.user, reference)
+    artifact = get_object_or_404(Artifact, request=req, kind=kind)
+    if not access.can_download(request.user, artifact):
+        raise Http404
+    from django.conf import settings
+
+    path = (settings.DSR_DATA_DIR / artifact.path).resolve()
+    if settings.DSR_DATA_DIR.resolve() not in path.parents or not path.is_file():
+        raise Http404
+    AuditEvent.record(
+        "artifact_downloaded",
+        actor=request.user,
+        request=req,
+        kind=kind,
+        sha256=artifact.sha256,
+        ip=request.META.get("REMOTE_ADDR"),
+    )
+    response = FileResponse(
+        path.open("rb"),
+        as_attachment=True,
+        filename=artifact.filename,
+        content_type=artifact.content_type,
+    )
+    response["Cache-Control"] = "no-store"
+    return response
