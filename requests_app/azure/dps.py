@@ -1,0 +1,72 @@
+"""The DPS service API calls fulfilment needs (api-version 2021-10-01), with parsed results.
+
+GETs and DELETEs answer 404 as a response with ``found`` False; queries are iterators that follow
+continuation tokens to the end. Every DPS operation shares the target's one ``dps`` bucket.
+"""
+
+from urllib.parse import quote
+
+__all__ = ["DpsClient", "DPS_API_VERSION"]
+
+DPS_API_VERSION = "2021-10-01"
+SELECT_ALL = {"query": "SELECT *"}
+
+
+def _id(value):
+    if not isinstance(value, str) or not value:
+        raise ValueError("an identifier must be a non-empty string")
+    return quote(value, safe="")
+
+
+class DpsClient:
+    def __init__(self, http):
+        self._http = http
+        self.hostname = http.target.hostname
+        self.target = http.target
+
+    def __repr__(self):
+        return f"DpsClient({self.hostname!r})"
+
+    def _get(self, path):
+        return self._http.request("GET", path, bucket="dps", missing_ok=True)
+
+    def _delete(self, path, etag):
+        headers = {"If-Match": etag} if etag else None
+        return self._http.request("DELETE", path, bucket="dps", headers=headers, missing_ok=True)
+
+    def get_enrollment(self, registration_id):
+        return self._get(f"/enrollments/{_id(registration_id)}")
+
+    def get_enrollment_group(self, group_id):
+        return self._get(f"/enrollmentGroups/{_id(group_id)}")
+
+    def get_registration(self, registration_id):
+        return self._get(f"/registrations/{_id(registration_id)}")
+
+    def delete_enrollment(self, registration_id, etag="*"):
+        return self._delete(f"/enrollments/{_id(registration_id)}", etag)
+
+    def delete_registration(self, registration_id, etag="*"):
+        return self._delete(f"/registrations/{_id(registration_id)}", etag)
+
+    def create_or_update_enrollment(self, body, etag=None):
+        """PUT the individual enrollment ``body["registrationId"]`` (If-Match when etag given)."""
+        headers = {"If-Match": etag} if etag else None
+        path = f"/enrollments/{_id(body.get('registrationId'))}"
+        return self._http.request("PUT", path, bucket="dps", json_body=body, headers=headers)
+
+    def query_enrollment_groups(self, page_size=100):
+        return self._http.pages(
+            "/enrollmentGroups/query", bucket="dps", body=SELECT_ALL, page_size=page_size
+        )
+
+    def query_enrollments(self, page_size=100):
+        return self._http.pages(
+            "/enrollments/query", bucket="dps", body=SELECT_ALL, page_size=page_size
+        )
+
+    def query_group_registrations(self, group_id, page_size=100):
+        """Registration records of the devices provisioned through enrollment group ``group_id``."""
+        return self._http.pages(
+            f"/registrations/{_id(group_id)}/query", bucket="dps", body=None, page_size=page_size
+        )

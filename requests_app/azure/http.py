@@ -1,0 +1,355 @@
+"""The one HTTP client every Azure call goes through: pacing, auth, timeouts, retries, reporting.
+
+Retries: 429, 500, 502, 503, 504, timeouts and dropped connections are retried with exponential
+backoff and full jitter (a ``Retry-After`` in seconds replaces the computed delay), until
+``max_attempts`` or the ``budget_seconds`` time budget runs out, whichever comes first. No other
+4xx is retried. A read or write timeout (or a connection dropped mid-request) may have reached
+Azure, so the final response or error says ``ambiguous=True``; retried DELETEs are still safe
+because the caller treats 404 as "already absent".
+
+Every attempt is reported to ``on_call(CallRecord)``: method, host, path (never the query
+string), status, timing and Azure's identifiers — never bodies, headers or keys.
+"""
+
+import dataclasses
+import json
+import logging
+import random
+import time
+
+import httpx
+
+from .errors import Permanent, Throttled, Transient, error_for_response, parse_error_body
+from .pacing import PacingTimeout
+
+__all__ = ["AzureResponse", "CallRecord", "RetryPolicy", "Timeouts", "AzureHttp"]
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# The request may have been received and acted on before the connection failed.
+AMBIGUOUS_ERRORS = (
+    httpx.ReadTimeout,
+    httpx.WriteTimeout,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
+RETRY_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+@dataclasses.dataclass(frozen=True)
+class Timeouts:
+    connect: float = 5.0
+    read: float = 20.0
+    write: float = 20.0
+    pool: float = 5.0
+
+    def httpx(self):
+        return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
+
+    def attempt_seconds(self):
+        """Longest one attempt can take (Azure answers are small: one read)."""
+        return self.pool + self.connect + self.write + self.read
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    budget_seconds: float = 90.0
+    base_delay: float = 0.5  # first retry waits up to this, doubling each time (full jitter)
+    max_delay: float = 20.0
+    timeouts: Timeouts = dataclasses.field(default_factory=Timeouts)
+    # Longest wait for a pacing token before giving up with Throttled (also bounded by budget).
+    pacing_max_wait: float = 60.0
+
+    def backoff(self, attempt, rng=random):
+        """Delay before attempt ``attempt + 1``: uniform in [0, min(max, base * 2^(attempt-1))]."""
+        return rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+    def worst_case_seconds(self):
+        """Longest one client call can take, retries, backoff and pacing included.
+
+        No attempt starts (and no pacing wait or backoff extends) past the budget, so the worst
+        case is the budget plus one full attempt started just before it ran out.
+        """
+        return self.budget_seconds + self.timeouts.attempt_seconds()
+
+
+@dataclasses.dataclass(frozen=True)
+class CallRecord:
+    """One HTTP attempt, as reported to ``on_call`` (safe to store: no bodies, no secrets)."""
+
+    method: str
+    host: str
+    path: str
+    status: int | None
+    duration_ms: int
+    request_id: str | None
+    tracking_id: str | None
+    error_code: str | None
+    attempt: int
+    outcome: str  # "ok", "not_found", "retry" (another attempt follows) or "error"
+
+
+@dataclasses.dataclass(frozen=True)
+class AzureResponse:
+    status: int
+    data: object  # parsed JSON (dict or list), None for an empty body or a 404
+    request_id: str | None = None
+    tracking_id: str | None = None
+    error_code: str | None = None
+    duration_ms: int = 0  # the whole call: every attempt, backoff and pacing wait
+    attempts: int = 1
+    ambiguous: bool = False  # an earlier attempt timed out after the request may have arrived
+    continuation: str | None = None  # x-ms-continuation of a query page
+
+    @property
+    def found(self):
+        return self.status != 404
+
+
+class AzureHttp:
+    """Calls one target. ``bucket_for(kind)`` gives the pacing bucket for a kind of call."""
+
+    def __init__(
+        self,
+        target,
+        *,
+        client,
+        auth,
+        api_version,
+        pacer,
+        buckets,
+        retry=None,
+        on_call=None,
+        sleep=time.sleep,
+        clock=time.monotonic,
+        rng=None,
+    ):
+        self.target = target
+        self._client = client
+        self._auth = auth
+        self.api_version = api_version
+        self._pacer = pacer
+        self._buckets = buckets
+        self.retry = retry or RetryPolicy()
+        self._on_call = on_call
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+
+    def request(self, method, path, *, bucket, json_body=None, headers=None, missing_ok=False):
+        """Send with retries; return an AzureResponse or raise an AzureError subclass.
+
+        ``missing_ok``: a 404 carrying an Azure error code is returned (``found`` False) instead
+        of raised; a bare 404 without one still raises NotFound.
+        """
+        policy = self.retry
+        started = self._clock()
+        attempt = 0
+        ambiguous = False
+        context = {"method": method, "host": self.target.hostname, "path": path}
+        while True:
+            attempt += 1
+            remaining = policy.budget_seconds - (self._clock() - started)
+            try:
+                self._pacer.acquire(
+                    self._buckets[bucket], max_wait=min(policy.pacing_max_wait, remaining)
+                )
+            except PacingTimeout as exc:
+                raise Throttled(
+                    f"local pacing: no {bucket} token for {exc.wait:.1f}s",
+                    retry_after=exc.wait,
+                    attempts=attempt - 1,
+                    ambiguous=ambiguous,
+                    **context,
+                ) from None
+            sent = self._clock()
+            try:
+                response = self._send(method, path, json_body, headers)
+            except RETRY_ERRORS as exc:
+                error = Transient(
+                    f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+                    attempts=attempt,
+                    **context,
+                )
+                this_ambiguous = isinstance(exc, AMBIGUOUS_ERRORS)
+                retry_after = None
+            else:
+                status = response.status_code
+                if status < 300 or (status == 404 and missing_ok and _azure_said(response)):
+                    return self._success(
+                        response, method, path, attempt, sent, started, ambiguous, missing_ok
+                    )
+                error = error_for_response(
+                    status, response.headers, response.content, attempts=attempt, **context
+                )
+                if status in (401, 403):
+                    self._auth.invalidate()
+                this_ambiguous = status == 504
+                retry_after = getattr(error, "retry_after", None)
+            duration = self._clock() - sent
+            delay = self._retry_delay(error, attempt, retry_after, started)
+            self._report(method, path, error.status, duration, attempt, error, delay)
+            ambiguous = ambiguous or this_ambiguous
+            if delay is None:
+                error.ambiguous = ambiguous
+                raise error
+            log.info(
+                "azure %s %s%s: attempt %d failed (%s), retrying in %.1fs",
+                method,
+                self.target.hostname,
+                path,
+                attempt,
+                error.status or error.message,
+                delay,
+            )
+            self._sleep(delay)
+
+    def _retry_delay(self, error, attempt, retry_after, started):
+        """Seconds to sleep before the next attempt, or None when this error is final."""
+        policy = self.retry
+        if error.status is not None and error.status not in RETRY_STATUSES:
+            return None
+        if error.permanent or attempt >= policy.max_attempts:
+            return None
+        delay = retry_after if retry_after is not None else policy.backoff(attempt, self._rng)
+        if self._clock() - started + delay >= policy.budget_seconds:
+            return None
+        return delay
+
+    def _send(self, method, path, json_body, headers):
+        request_headers = {
+            "Authorization": self._auth.header(),
+            "Accept": "application/json",
+            "User-Agent": "dsr-portal",
+        }
+        if self.target.endpoint:
+            request_headers["Host"] = self.target.hostname
+        if headers:
+            request_headers.update(headers)
+        content = None
+        if json_body is not None:
+            content = json.dumps(json_body).encode()
+            request_headers["Content-Type"] = "application/json; charset=utf-8"
+        return self._client.request(
+            method,
+            self.target.base_url + path,
+            params={"api-version": self.api_version},
+            headers=request_headers,
+            content=content,
+            timeout=self.retry.timeouts.httpx(),
+        )
+
+    def _success(self, response, method, path, attempt, sent, started, ambiguous, missing_ok):
+        now = self._clock()
+        status = response.status_code
+        request_id = response.headers.get("x-ms-request-id")
+        if status == 404:
+            error = error_for_response(status, response.headers, response.content)
+            self._report(method, path, status, now - sent, attempt, error, None, "not_found")
+            return AzureResponse(
+                status=status,
+                data=None,
+                request_id=request_id,
+                tracking_id=error.tracking_id,
+                error_code=error.error_code,
+                duration_ms=_ms(now - started),
+                attempts=attempt,
+                ambiguous=ambiguous,
+            )
+        data = None
+        if response.content.strip():
+            try:
+                data = response.json()
+            except ValueError:
+                self._report(method, path, status, now - sent, attempt, None, None, "error")
+                raise Permanent(
+                    "the answer is not JSON",
+                    status=status,
+                    request_id=request_id,
+                    method=method,
+                    host=self.target.hostname,
+                    path=path,
+                    attempts=attempt,
+                    ambiguous=ambiguous,
+                ) from None
+        self._report(method, path, status, now - sent, attempt, None, None, "ok", request_id)
+        return AzureResponse(
+            status=status,
+            data=data,
+            request_id=request_id,
+            duration_ms=_ms(now - started),
+            attempts=attempt,
+            ambiguous=ambiguous,
+            continuation=response.headers.get("x-ms-continuation") or None,
+        )
+
+    def _report(self, method, path, status, seconds, attempt, error, delay, outcome=None, rid=None):
+        if self._on_call is None:
+            return
+        if outcome is None:
+            outcome = "retry" if delay is not None else "error"
+        record = CallRecord(
+            method=method,
+            host=self.target.hostname,
+            path=path,
+            status=status,
+            duration_ms=_ms(seconds),
+            request_id=error.request_id if error is not None else rid,
+            tracking_id=error.tracking_id if error is not None else None,
+            error_code=error.error_code if error is not None else None,
+            attempt=attempt,
+            outcome=outcome,
+        )
+        try:
+            self._on_call(record)
+        except Exception:  # a broken observer must not fail (or repeat) an Azure operation
+            log.exception("on_call hook failed for %s %s%s", method, self.target.hostname, path)
+
+    def pages(self, path, *, bucket, body, page_size):
+        """Yield every item of a paged query, following x-ms-continuation until it is absent."""
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        continuation = None
+        while True:
+            headers = {"x-ms-max-item-count": str(page_size)}
+            if continuation:
+                headers["x-ms-continuation"] = continuation
+            response = self.request("POST", path, bucket=bucket, json_body=body, headers=headers)
+            items = response.data if response.data is not None else []
+            if not isinstance(items, list):
+                raise Permanent(
+                    "a query page is not a JSON array",
+                    status=response.status,
+                    request_id=response.request_id,
+                    method="POST",
+                    host=self.target.hostname,
+                    path=path,
+                )
+            yield from items
+            if not response.continuation:
+                return
+            if response.continuation == continuation:
+                raise Permanent(
+                    "the service repeated the same continuation token",
+                    status=response.status,
+                    method="POST",
+                    host=self.target.hostname,
+                    path=path,
+                )
+            continuation = response.continuation
+
+
+def _azure_said(response):
+    """True when a 404 carries Azure's error code, so it means "no such resource".
+
+    A bare 404 (a proxy, a wrong endpoint) must not be taken for "already deleted".
+    """
+    code, _, _ = parse_error_body(response.content, response.headers)
+    return code is not None
+
+
+def _ms(seconds):
+    return max(0, round(seconds * 1000))

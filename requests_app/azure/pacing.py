@@ -1,0 +1,152 @@
+"""Pacing: one token bucket per target and kind of operation, shared by every worker through Redis.
+
+Azure throttles per target, whatever the number of callers, so N workers must together stay under
+the published rates. Each call first takes a token; the bucket lives in Redis and one Lua script
+refills, takes and answers "wait this long" atomically, using the Redis server's clock so workers
+on different machines agree. Without Redis the same bucket is kept in process.
+
+Rates (operations per minute, multiplied by the target's ``rate_scale``):
+
+=========================  =================================================
+bucket ``dps``             1,000 per DPS instance (every service operation)
+bucket ``registry``        IoT Hub identity registry (device, module and twin
+                           reads and writes): 100 per unit on S1/S2, 5,000 per
+                           unit on S3
+bucket ``query``           IoT Hub queries: 20 per unit on S1/S2, 1,000 per
+                           unit on S3
+=========================  =================================================
+
+Burst: a bucket holds at most one second's worth of tokens (at least 1, at most 10), so a quiet
+worker cannot bank a minute's allowance and spend it at once (Azure's meters tolerate far more).
+
+A token is *reserved*: the script takes it even when the bucket is empty and answers how long the
+caller must sleep before using it, so waiting callers are served in order with one round trip
+each. If that wait would exceed the caller's maximum wait, nothing is taken and the caller gets
+``PacingTimeout`` to report as throttling.
+"""
+
+import math
+import threading
+import time
+
+__all__ = ["Bucket", "LocalBuckets", "Pacer", "PacingTimeout", "bucket_for"]
+
+DPS_PER_MINUTE = 1000
+REGISTRY_PER_UNIT = {"S1": 100, "S2": 100, "S3": 5000}
+QUERY_PER_UNIT = {"S1": 20, "S2": 20, "S3": 1000}
+BURST_SECONDS = 1.0
+MAX_BURST = 10.0
+KEY_PREFIX = "dsr:azure:pace"
+
+
+class PacingTimeout(Exception):
+    def __init__(self, key, wait):
+        super().__init__(f"pacing {key}: next token in {wait:.1f}s, above the maximum wait")
+        self.key = key
+        self.wait = wait
+
+
+class Bucket:
+    """Parameters of one bucket: ``rate`` tokens per second, ``burst`` tokens at most."""
+
+    __slots__ = ("key", "rate", "burst")
+
+    def __init__(self, key, per_minute, *, scale=1.0):
+        self.key = key
+        self.rate = per_minute * scale / 60.0
+        self.burst = min(MAX_BURST, max(1.0, math.floor(self.rate * BURST_SECONDS)))
+
+    def __repr__(self):
+        return f"Bucket({self.key!r}, rate={self.rate:g}/s, burst={self.burst:g})"
+
+
+def bucket_for(target, kind, *, prefix=KEY_PREFIX):
+    """The bucket for ``kind`` ("dps", "registry" or "query") of a target."""
+    if kind == "dps":
+        per_minute = DPS_PER_MINUTE
+    elif kind == "registry":
+        per_minute = REGISTRY_PER_UNIT[target.tier] * target.units
+    elif kind == "query":
+        per_minute = QUERY_PER_UNIT[target.tier] * target.units
+    else:
+        raise ValueError(f"unknown bucket kind {kind!r}")
+    return Bucket(f"{prefix}:{target.hostname}:{kind}", per_minute, scale=target.rate_scale)
+
+
+# KEYS[1] bucket; ARGV rate (tokens/s), burst, max wait (s). Returns the wait in microseconds:
+# >= 0 means a token is reserved for the caller after that wait, -wait means refused (not taken).
+# State is the time (µs, server clock) at which the bucket will next hold zero tokens owed, as in
+# GCRA: a new token is due `1/rate` after the previous one, with `burst` tokens of slack.
+_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local max_wait = tonumber(ARGV[3]) * 1000000
+local interval = 1000000 / rate
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local wait = tat + interval - burst * interval - now
+if wait < 0 then wait = 0 end
+if wait > max_wait then return -math.floor(wait) - 1 end
+tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
+return math.floor(wait)
+"""
+
+
+class LocalBuckets:
+    """The same algorithm in process, for when there is no Redis (one process, many threads)."""
+
+    def __init__(self, clock=time.monotonic):
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tat = {}
+
+    def reserve(self, bucket, max_wait):
+        interval = 1.0 / bucket.rate
+        with self._lock:
+            now = self._clock()
+            tat = max(self._tat.get(bucket.key, now), now)
+            wait = max(0.0, tat + interval - bucket.burst * interval - now)
+            if wait > max_wait:
+                return -wait
+            self._tat[bucket.key] = tat + interval
+            return wait
+
+
+_process_buckets = LocalBuckets()
+
+
+class Pacer:
+    """Takes a token from a bucket, sleeping as long as the bucket says (up to ``max_wait``)."""
+
+    def __init__(self, redis=None, *, max_wait=60.0, sleep=time.sleep, local=None):
+        self.redis = redis
+        self.max_wait = max_wait
+        self._sleep = sleep
+        self._local = local or _process_buckets
+        self._script = redis.register_script(_LUA) if redis is not None else None
+
+    def reserve(self, bucket, max_wait):
+        """Reserve a token; return the seconds to wait before using it, or raise PacingTimeout."""
+        if self._script is not None:
+            args = [bucket.rate, bucket.burst, max_wait]
+            micros = int(self._script(keys=[bucket.key], args=args))
+            wait = micros / 1e6 if micros >= 0 else (-micros - 1) / 1e6
+            refused = micros < 0
+        else:
+            wait = self._local.reserve(bucket, max_wait)
+            refused = wait < 0
+            wait = abs(wait)
+        if refused:
+            raise PacingTimeout(bucket.key, wait)
+        return wait
+
+    def acquire(self, bucket, max_wait=None):
+        """Block until a token of ``bucket`` may be used; return the seconds slept."""
+        limit = self.max_wait if max_wait is None else min(max_wait, self.max_wait)
+        wait = self.reserve(bucket, max(0.0, limit))
+        if wait > 0:
+            self._sleep(wait)
+        return wait
