@@ -20,6 +20,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("requests_app.urls_intake")),
     path("", include("requests_app.urls_api")),
+    path("", include("requests_app.urls_officer")),
+    path("", include("requests_app.urls_reports")),
     path("", include("requests_app.urls")),
     path("dev/outbox/", system.outbox, name="outbox"),
     path("dev/outbox/<int:pk>/", system.outbox_message, name="outbox_message"),
