@@ -73,6 +73,9 @@ def test_model_refuses_update_and_delete(chain):
 def test_database_refuses_update_on_postgresql(chain):
     if connection.vendor != "postgresql":
         pytest.xfail("the trigger exists on PostgreSQL only (SQLite relies on the model)")
-    with pytest.raises(Exception, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE {TABLE} SET action = 'forged' WHERE seq = 1")
+    with (
+        pytest.raises(Exception, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(f"UPDATE {TABLE} SET action = 'forged' WHERE seq = 1")
