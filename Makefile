@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 run: install
-	DEBUG=1 DSR_DEV_OUTBOX=1 $(BIN)/python manage.py migrate --noinput
+	@mkdir -p var
 	DEBUG=1 DSR_DEV_OUTBOX=1 $(BIN)/python manage.py devstack
 
 test: install

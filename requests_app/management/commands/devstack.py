@@ -26,22 +26,30 @@ def port_is_free(port, host="127.0.0.1"):
     return True
 
 
+def interrupt(signum, frame):
+    """SIGTERM (e.g. from a supervisor) stops everything the same way Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = "Run the whole portal locally (what `make run` does)."
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--devices", type=int, default=50)
+        parser.add_argument("--sim-port", type=int, default=SIM_PORT)
 
-    def handle(self, port, devices, **options):
+    def handle(self, port, devices, sim_port, **options):
+        signal.signal(signal.SIGTERM, interrupt)
         if not port_is_free(port):
             raise CommandError(
                 f"port {port} is already in use; set PORT to another one: `PORT=8080 make run`"
             )
-        if not port_is_free(SIM_PORT):
-            raise CommandError(f"port {SIM_PORT} (the Azure simulator) is already in use")
+        if not port_is_free(sim_port):
+            raise CommandError(f"port {sim_port} (the Azure simulator) is already in use")
         var = Path(settings.BASE_DIR) / "var"
         var.mkdir(exist_ok=True)
+        call_command("migrate", "--noinput", verbosity=0)
         env = dict(os.environ, DEBUG="1", DSR_DEV_OUTBOX="1", PYTHONUNBUFFERED="1")
         embedded = None
         if not settings.REDIS_URL:
@@ -59,7 +67,7 @@ class Command(BaseCommand):
                 *manage,
                 "azuresim",
                 "--bind",
-                f"127.0.0.1:{SIM_PORT}",
+                f"127.0.0.1:{sim_port}",
                 "--seed",
                 "1",
                 "--devices",
