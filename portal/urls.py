@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from requests_app.admin import azure_targets
 from requests_app.forms import ThrottledLoginForm
 from requests_app.views import system
 
@@ -17,6 +18,7 @@ urlpatterns = [
     ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/rq/", include("django_rq.urls")),
+    path("admin/azure-targets/", admin.site.admin_view(azure_targets), name="azure_targets"),
     path("admin/", admin.site.urls),
     path("", include("requests_app.urls_intake")),
     path("", include("requests_app.urls_api")),

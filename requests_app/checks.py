@@ -23,4 +23,21 @@ def check_portal_settings(app_configs, **kwargs):
                 id="dsr.W001",
             )
         )
+    problems.extend(check_targets())
     return problems
+
+
+def check_targets():
+    """The targets file is validated at start-up of every process (without reading secrets
+    here: only the worker needs them, and it loads them when it starts)."""
+    from requests_app.azure import TargetsError, load_targets
+
+    if not settings.DSR_AZURE_TARGETS:
+        return []
+    try:
+        load_targets(settings.DSR_AZURE_TARGETS, secrets=False)
+    except TargetsError as exc:
+        return [
+            Error(str(exc), hint="Fix the targets file named by DSR_AZURE_TARGETS.", id="dsr.E002")
+        ]
+    return []

@@ -1,6 +1,6 @@
 """Run one RQ worker serving every queue the portal uses. SIGTERM finishes the current job."""
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from requests_app.queues import worker
 
@@ -13,4 +13,10 @@ class Command(BaseCommand):
         parser.add_argument("--name", help="Worker name (default: RQ's)")
 
     def handle(self, burst=False, name=None, **options):
+        from requests_app.azure import TargetsError, configured_targets
+
+        try:
+            configured_targets()  # with secrets: refuse to start on a bad entry
+        except TargetsError as exc:
+            raise CommandError(str(exc)) from None
         worker(name=name).work(burst=burst, with_scheduler=False)
