@@ -13,7 +13,8 @@ COPY templates ./templates
 COPY static ./static
 COPY manage.py ./
 RUN pip install -c constraints.txt . \
-    && DEBUG=1 python manage.py collectstatic --noinput \
+    && SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+       python manage.py collectstatic --noinput \
     && useradd --system --uid 10001 --home /app dsr \
     && mkdir -p /data && chown dsr /data
 USER dsr
