@@ -6,10 +6,10 @@ from django.urls import include, path
 
 from requests_app.admin import azure_targets
 from requests_app.forms import ThrottledLoginForm
-from requests_app.views import system
+from requests_app.views import officer, system
 
 urlpatterns = [
-    path("", system.home, name="home"),
+    path("", officer.dashboard, name="home"),
     path("healthz", system.healthz, name="healthz"),
     path(
         "accounts/login/",

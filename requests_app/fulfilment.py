@@ -150,6 +150,10 @@ class Runner:
         if not claimed:
             return False
         build_export_archive(request)
+        # The archive holds the exported data now; the loose copies are not kept around.
+        from requests_app.evidence_store import ExportStore
+
+        ExportStore(request).discard()
         return True
 
     def run_device(self, request, device, phase):
@@ -414,6 +418,9 @@ ACTIONS = {
 
 
 def fail(request, op=None):
+    if op is not None:
+        # Re-read: the caller's copy predates record(), so its status/code/message are empty.
+        op = Operation.objects.select_related("device").get(pk=op.pk)
     op = op or request.operations.filter(state=Operation.State.FAILED).order_by("seq").first()
     failure = {}
     if op is not None:
@@ -432,7 +439,9 @@ def fail(request, op=None):
             return
         DataRequest.objects.filter(pk=request.pk).update(failure=failure)
         current.failure = failure
-        current.transition(Status.FAILED, **failure)
+        # Under its own key: the failure has an "action" field, which would collide with
+        # AuditEvent.record's own ``action`` argument (TypeError, request stuck in running).
+        current.transition(Status.FAILED, failure=failure)
     emails.request_finished(DataRequest.objects.get(pk=request.pk))
 
 

@@ -3,18 +3,18 @@
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
+from django.db.models import Q
 from django.utils import timezone
 
 from requests_app import emails, roles
 from requests_app.models import DataRequest, Status
-from requests_app.models.requests import OPEN_STATUSES
 
 
 def due_soon_or_overdue(today=None):
-    today = today or timezone.localdate()
-    horizon = today + timedelta(days=7)
-    requests = DataRequest.objects.filter(status__in=OPEN_STATUSES).order_by("due_at")
-    return [r for r in requests if r.effective_due <= horizon]
+    from requests_app.dashboard import open_requests
+
+    horizon = (today or timezone.localdate()) + timedelta(days=7)
+    return list(open_requests().filter(effective__lte=horizon).order_by("effective", "id"))
 
 
 def send_all():
@@ -26,9 +26,15 @@ def send_all():
             if officer.email:
                 sent += emails.deadline_digest(officer, due)
     cutoff = timezone.now() - timedelta(hours=24)
-    waiting = DataRequest.objects.filter(status=Status.AWAITING_APPROVAL, plan_ready_at__lt=cutoff)
+    # At most one reminder a day per request, however often the scheduler runs.
+    waiting = DataRequest.objects.filter(
+        Q(approvers_reminded_at__isnull=True) | Q(approvers_reminded_at__lt=cutoff),
+        status=Status.AWAITING_APPROVAL,
+        plan_ready_at__lt=cutoff,
+    )
     from requests_app import lifecycle
 
     for request in waiting:
+        DataRequest.objects.filter(pk=request.pk).update(approvers_reminded_at=timezone.now())
         sent += lifecycle.notify_approvers(request, reminder=True)
     return sent

@@ -9,6 +9,12 @@ from django.contrib.auth.models import Group
 from requests_app import roles
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """PBKDF2 costs ~0.5 s per persona on this machine; the hasher is not under test here."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def redis_db():
     """The suite's own Redis database, flushed before and after (never the whole server)."""

@@ -140,6 +140,7 @@ class DataRequest(models.Model):
     cancel_reason = models.TextField(blank=True)
     last_enqueued_at = models.DateTimeField(null=True, blank=True)
     archive_claimed_until = models.DateTimeField(null=True, blank=True)
+    approvers_reminded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

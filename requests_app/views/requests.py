@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from requests_app import access, lifecycle, roles
+from requests_app import access, deadlines, lifecycle, roles
 from requests_app.models import (
     Approval,
     Artifact,
@@ -56,6 +56,10 @@ def request_detail(request, reference):
         "officer_actions": is_officer,
         "can_decide": can_decide,
         "my_decision": my_decision,
+        "extension_limit": deadlines.extension_limit(req),
+        "can_evidence": is_officer
+        or roles.has_role(user, roles.AUDITOR)
+        or roles.has_role(user, roles.ADMIN),
     }
     return render(request, "requests_app/request_detail.html", context)
 
@@ -133,6 +137,8 @@ def request_resend(request, reference):
 @require_POST
 def request_decide(request, reference):
     """A signed-in approver decides from the request page (same rules as the email link)."""
+    if not roles.has_role(request.user, roles.APPROVER):
+        raise Http404
     req = access.request_for_viewer(request.user, reference)
     decision = request.POST.get("decision")
     if decision not in Approval.Decision.values:

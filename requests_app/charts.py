@@ -1,0 +1,113 @@
+"""Charts drawn on the server as inline SVG: readable without JavaScript, allowed by the strict
+CSP (presentation attributes only, no inline styles), described for screen readers."""
+
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
+
+WIDTH, HEIGHT = 720, 280
+LEFT, RIGHT, TOP, BOTTOM = 48, 48, 20, 44
+BAR_COLOUR, LINE_COLOUR, AXIS_COLOUR, TEXT_COLOUR = "#1f4e9c", "#1b7a3d", "#8a93a3", "#1d2330"
+
+
+def _nice_max(value):
+    """A round axis maximum at or above ``value`` (at least 1)."""
+    for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000):
+        if value <= step:
+            return step
+    return ((value // 1000) + 1) * 1000
+
+
+def volume_and_on_time(rows, *, chart_id="volume-chart"):
+    """Bars of requests received per month with a line of the on-time rate (%).
+
+    ``rows`` are ``dashboard.monthly()`` rows: label, received, answered, on_time, rate.
+    Returns safe SVG markup; every text from ``rows`` is escaped.
+    """
+    chart_id = escape(chart_id)
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    count = max(len(rows), 1)
+    slot = plot_w / count
+    top = _nice_max(max((row["received"] for row in rows), default=0))
+
+    def y_volume(value):
+        return TOP + plot_h - plot_h * value / top
+
+    def y_rate(rate):
+        return TOP + plot_h - plot_h * rate / 100
+
+    rates = [row["rate"] for row in rows if row["rate"] is not None]
+    summary = "No data."
+    if rows:
+        answered = (
+            f"on-time rate between {min(rates)}% and {max(rates)}%."
+            if rates
+            else "none answered yet."
+        )
+        summary = (
+            f"{len(rows)} months from {rows[0]['label']} to {rows[-1]['label']}: "
+            f"{sum(row['received'] for row in rows)} requests received, {answered}"
+        )
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" '
+        f'width="100%" role="img" aria-labelledby="{chart_id}-title {chart_id}-desc">',
+        f'<title id="{chart_id}-title">Requests received per month and on-time rate</title>',
+        f'<desc id="{chart_id}-desc">Bars: requests received each month (left axis). '
+        f"Line: percentage answered on time (right axis). {escape(summary)}</desc>",
+    ]
+    # Axes and gridlines: volume on the left, rate on the right.
+    for fraction in (0, 0.5, 1):
+        y = TOP + plot_h - plot_h * fraction
+        parts.append(
+            f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + plot_w}" y2="{y:.1f}" '
+            f'stroke="{AXIS_COLOUR}" stroke-width="{1 if fraction == 0 else 0.5}"/>'
+        )
+        parts.append(
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
+            f'fill="{TEXT_COLOUR}">{round(top * fraction)}</text>'
+        )
+        parts.append(
+            f'<text x="{LEFT + plot_w + 6}" y="{y + 4:.1f}" font-size="11" '
+            f'fill="{LINE_COLOUR}">{round(100 * fraction)}%</text>'
+        )
+    bar_w = slot * 0.6
+    for index, row in enumerate(rows):
+        x = LEFT + slot * index + (slot - bar_w) / 2
+        y = y_volume(row["received"])
+        label = escape(row["label"])
+        rate = "no answers" if row["rate"] is None else f"{row['rate']}% on time"
+        parts.append(
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{TOP + plot_h - y:.1f}" '
+            f'fill="{BAR_COLOUR}"><title>{label}: {int(row["received"])} received, '
+            f"{escape(rate)}</title></rect>"
+        )
+        parts.append(
+            f'<text x="{x + bar_w / 2:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" '
+            f'font-size="10" fill="{TEXT_COLOUR}">{label}</text>'
+        )
+    # The rate line breaks where a month had no answered requests (no rate to draw).
+    run = []
+    for index, row in enumerate(list(rows) + [{"rate": None}]):
+        if row["rate"] is not None:
+            run.append((LEFT + slot * index + slot / 2, y_rate(row["rate"]), row))
+            continue
+        if len(run) > 1:
+            points = " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in run)
+            parts.append(
+                f'<polyline points="{points}" fill="none" stroke="{LINE_COLOUR}" '
+                'stroke-width="2.5"/>'
+            )
+        for x, y, point in run:
+            parts.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{LINE_COLOUR}">'
+                f"<title>{escape(point['label'])}: {int(point['on_time'])} of "
+                f"{int(point['answered'])} on time ({int(point['rate'])}%)</title></circle>"
+            )
+        run = []
+    parts.append(
+        f'<text x="{LEFT}" y="{HEIGHT - 6}" font-size="11" fill="{BAR_COLOUR}">'
+        "■ received</text>"
+        f'<text x="{LEFT + 90}" y="{HEIGHT - 6}" font-size="11" fill="{LINE_COLOUR}">'
+        "● on-time rate</text>"
+    )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 — built from escaped text and numbers only

@@ -1,0 +1,190 @@
+"""The evidence report of one request, as a PDF for auditors: what was asked, who approved it
+and from where, every Azure call with its tracking IDs, the verification, the artifacts' hashes,
+the request's audit timeline, and the audit chain's head at completion and at report time.
+
+Built with fpdf2's core Helvetica font; text outside Latin-1 is escaped (``certificate.pdf_text``).
+"""
+
+import json
+
+from django.utils import timezone
+from fpdf import FPDF
+
+from requests_app.artifacts import artifact_path
+from requests_app.certificate import pdf_text, verification_result
+from requests_app.models import Approval, Artifact, AuditEvent, Operation
+from requests_app.models.audit import verify_chain
+
+
+def _when(value):
+    return timezone.localtime(value).isoformat(timespec="seconds") if value else "-"
+
+
+def chain_head_at_completion(request):
+    """``(source, events, head_hash)`` for the chain when the request was completed, or None.
+
+    Taken from the certificate JSON when there is one (it recorded the chain it verified),
+    otherwise from the last audit event written up to ``completed_at``.
+    """
+    certificate = Artifact.objects.filter(
+        request=request, kind=Artifact.Kind.CERTIFICATE_JSON
+    ).first()
+    if certificate is not None:
+        try:
+            with artifact_path(certificate).open("rb") as fh:
+                chain = json.load(fh).get("audit_chain") or {}
+            if chain.get("head_hash"):
+                return ("deletion certificate", chain.get("events"), chain["head_hash"])
+        except (OSError, ValueError, AttributeError):
+            pass
+    if not request.completed_at:
+        return None
+    last = AuditEvent.objects.filter(created_at__lte=request.completed_at).order_by("-seq").first()
+    if last is None:
+        return None
+    return (f"last audit event at completion (#{last.seq})", last.seq, last.hash)
+
+
+class _EvidencePdf(FPDF):
+    reference = ""
+    generated = ""
+
+    def footer(self):
+        self.set_y(-12)
+        self.set_font("Helvetica", size=7)
+        self.cell(
+            0,
+            5,
+            pdf_text(
+                f"{self.reference} - evidence report generated {self.generated} - "
+                f"page {self.page_no()}/{{nb}}"
+            ),
+            align="C",
+        )
+
+
+def render_evidence_pdf(request):
+    """The report as PDF bytes."""
+    generated = timezone.localtime().isoformat(timespec="seconds")
+    pdf = _EvidencePdf(format="A4")
+    pdf.reference, pdf.generated = request.reference, generated
+    pdf.set_title(pdf_text(f"Evidence report {request.reference}"))
+    pdf.set_creator("DSR portal")
+    pdf.set_auto_page_break(auto=True, margin=16)
+    pdf.add_page()
+
+    def heading(text, size=12):
+        pdf.ln(2)
+        pdf.set_font("Helvetica", "B", size)
+        pdf.multi_cell(0, 7, pdf_text(text), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("Helvetica", size=9)
+
+    def line(text, indent=0):
+        pdf.set_x(pdf.l_margin + indent)
+        pdf.multi_cell(0, 4.5, pdf_text(text), new_x="LMARGIN", new_y="NEXT")
+
+    heading(f"Evidence report - {request.reference}", 16)
+    line(f"Generated {generated}")
+
+    heading("Summary")
+    for label, value in (
+        ("Reference", request.reference),
+        ("Kind", request.get_kind_display()),
+        ("Regulation", request.get_regulation_display()),
+        ("Subject reference", request.subject_reference),
+        ("Received via", request.created_via),
+        ("Created by", request.created_by.get_username()),
+        ("Received", request.received_at.isoformat()),
+        ("Due", request.due_at.isoformat()),
+        ("Extended until", request.extended_until and request.extended_until.isoformat()),
+        ("Extension reason", request.extension_reason),
+        ("Approved", request.approved_at and _when(request.approved_at)),
+        ("Started", request.started_at and _when(request.started_at)),
+        ("Completed", request.completed_at and _when(request.completed_at)),
+        ("Outcome", request.get_status_display()),
+        ("Rejection reason", request.rejection_reason),
+        ("Cancellation reason", request.cancel_reason),
+        ("Failure", request.failure and json.dumps(request.failure, sort_keys=True)),
+    ):
+        if value:
+            line(f"{label}: {value}")
+
+    heading("Approvals")
+    approvals = Approval.objects.filter(request=request).order_by("created_at", "pk")
+    if not approvals:
+        line("No approval decisions recorded.")
+    for row in approvals:
+        line(
+            f"{_when(row.created_at)}  {row.approver_name}: {row.decision} via {row.via}, "
+            f"IP {row.ip or '-'}, plan {row.plan_version}"
+            + (f"; reason: {row.reason}" if row.reason else "")
+        )
+
+    heading("Operations")
+    operations = Operation.objects.filter(request=request).order_by("seq")
+    verify = []
+    count = 0
+    for op in operations.iterator(chunk_size=1000):
+        count += 1
+        if op.phase == Operation.Phase.VERIFY:
+            verify.append(op)
+        ids = ", ".join(
+            f"{name} {value}"
+            for name, value in (
+                ("x-ms-request-id", op.azure_request_id),
+                ("tracking", op.tracking_id),
+                ("error", op.error_code),
+            )
+            if value
+        )
+        line(
+            f"#{op.seq} [{op.phase}] {op.action}: {op.method} {op.host}{op.path} -> {op.state} "
+            f"(HTTP {op.http_status or '-'}) {_when(op.finished_at or op.started_at)}"
+            + (f"; {ids}" if ids else "")
+        )
+    if not count:
+        line("No operations.")
+
+    heading("Verification results")
+    if not verify:
+        line("No verification step.")
+    for op in verify:
+        line(
+            f"#{op.seq} {op.action} {op.host}{op.path}: {verification_result(op)} "
+            f"(HTTP {op.http_status or '-'}) {_when(op.finished_at or op.started_at)}"
+        )
+
+    heading("Artifacts")
+    artifacts = Artifact.objects.filter(request=request).order_by("kind")
+    if not artifacts:
+        line("None.")
+    for artifact in artifacts:
+        line(
+            f"{artifact.get_kind_display()}: {artifact.filename}, {artifact.size} bytes, "
+            f"created {_when(artifact.created_at)}"
+        )
+        line(f"SHA-256 {artifact.sha256}", 4)
+
+    heading("Audit chain")
+    at_completion = chain_head_at_completion(request)
+    if at_completion is None:
+        line("At completion: the request is not completed.")
+    else:
+        source, events, head = at_completion
+        line(f"At completion ({source}): {events} events, head {head}")
+    ok, events, head, problem = verify_chain()
+    line(
+        f"At report time: {'verified' if ok else 'BROKEN - ' + str(problem)}, "
+        f"{events} events, head {head}"
+    )
+
+    heading("Timeline (audit events of this request)")
+    timeline = AuditEvent.objects.filter(request_ref=request.reference).order_by("seq")
+    for event in timeline.iterator(chunk_size=1000):
+        details = json.dumps(event.details, sort_keys=True, ensure_ascii=False)
+        line(
+            f"#{event.seq} {_when(event.created_at)} {event.actor_kind}:{event.actor_name} "
+            f"{event.action} {details}"
+        )
+        line(f"hash {event.hash}", 4)
+    return bytes(pdf.output())

@@ -1,0 +1,32 @@
+"""The officer's page for taking in a new request."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from requests_app import roles
+from requests_app.forms_intake import IntakeForm
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def request_create(request):
+    if not roles.has_role(request.user, roles.OFFICER):
+        raise PermissionDenied
+    if request.method == "POST":
+        form = IntakeForm(request.POST, request.FILES)
+        if form.is_valid():
+            created = form.save(user=request.user)
+            for notice in form.notices:
+                messages.info(request, notice)
+            messages.success(
+                request,
+                f"{created.reference} is saved as a draft with "
+                f"{len(form.identifier_list.identifiers)} identifiers. Submit it to plan the work.",
+            )
+            return redirect(created)
+    else:
+        form = IntakeForm()
+    return render(request, "requests_app/request_form.html", {"form": form})

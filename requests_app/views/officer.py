@@ -1,0 +1,185 @@
+"""The officer's pages: the dashboard, the filtered request list, and extending a deadline."""
+
+from datetime import date, timedelta
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Exists, OuterRef, Q
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from requests_app import access, charts, deadlines, roles
+from requests_app import dashboard as numbers
+from requests_app.models import DataRequest, Kind, Regulation, RequestIdentifier, Status
+from requests_app.models.requests import OPEN_STATUSES
+
+PAGE_SIZE = 50
+# sort parameter → ORDER BY; anything else is refused by the form (never reaches order_by).
+SORTS = {
+    "-received": ("-received_at", "-id"),
+    "received": ("received_at", "id"),
+    "due": ("effective", "id"),
+    "-due": ("-effective", "-id"),
+    "reference": ("reference",),
+    "status": ("status", "effective", "id"),
+}
+SORT_LABELS = {
+    "-received": "Received, newest first",
+    "received": "Received, oldest first",
+    "due": "Due date, soonest first",
+    "-due": "Due date, latest first",
+    "reference": "Reference",
+    "status": "Status",
+}
+
+
+def _choices(pairs, blank="Any"):
+    return [("", blank), *pairs]
+
+
+class RequestFilterForm(forms.Form):
+    q = forms.CharField(
+        label="Search",
+        required=False,
+        max_length=200,
+        help_text="Reference, subject reference, registration ID or device ID",
+    )
+    status = forms.ChoiceField(label="Status", required=False, choices=_choices(Status.choices))
+    kind = forms.ChoiceField(label="Kind", required=False, choices=_choices(Kind.choices))
+    regulation = forms.ChoiceField(
+        label="Regulation", required=False, choices=_choices(Regulation.choices)
+    )
+    due = forms.ChoiceField(
+        label="Deadline",
+        required=False,
+        choices=_choices([("7d", "Due within 7 days"), ("overdue", "Overdue")]),
+    )
+    sort = forms.ChoiceField(label="Sort by", required=False, choices=list(SORT_LABELS.items()))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # "from" is a keyword in Python, so these two are added by name.
+        self.fields["from"] = forms.DateField(
+            label="Received from", required=False, input_formats=["%Y-%m-%d"]
+        )
+        self.fields["to"] = forms.DateField(
+            label="Received to", required=False, input_formats=["%Y-%m-%d"]
+        )
+        for name in ("from", "to"):
+            self.fields[name].error_messages["invalid"] = "Enter a date as YYYY-MM-DD."
+            self.fields[name].widget.input_type = "date"
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("from"), data.get("to")
+        if start and end and start > end:
+            self.add_error("to", "The end of the date range is before its start.")
+        return data
+
+
+def filtered_requests(data, today):
+    """The request list's query for the valid parts of the filter form's ``cleaned_data``."""
+    queryset = numbers.with_effective_due(DataRequest.objects.all())
+    for name in ("status", "kind", "regulation"):
+        if data.get(name):
+            queryset = queryset.filter(**{name: data[name]})
+    if data.get("due") == "7d":
+        queryset = queryset.filter(
+            status__in=OPEN_STATUSES,
+            effective__gte=today,
+            effective__lte=today + timedelta(days=numbers.DUE_SOON_DAYS),
+        )
+    elif data.get("due") == "overdue":
+        queryset = queryset.filter(status__in=OPEN_STATUSES, effective__lt=today)
+    if data.get("from"):
+        queryset = queryset.filter(received_at__gte=data["from"])
+    if data.get("to"):
+        queryset = queryset.filter(received_at__lte=data["to"])
+    text = (data.get("q") or "").strip()
+    if text:
+        names_it = RequestIdentifier.objects.filter(request=OuterRef("pk")).filter(
+            Q(registration_id__icontains=text) | Q(device_id__icontains=text)
+        )
+        queryset = queryset.filter(
+            Q(reference__icontains=text) | Q(subject_reference__icontains=text) | Exists(names_it)
+        )
+    return queryset.order_by(*SORTS[data.get("sort") or "-received"])
+
+
+@login_required
+@require_GET
+def request_list(request):
+    if not access.can_view_requests(request.user):
+        raise Http404
+    form = RequestFilterForm(request.GET)
+    form.is_valid()  # invalid fields are reported on the page; the valid ones still filter
+    filtered = any(value for name, value in form.cleaned_data.items() if name != "sort")
+    queryset = filtered_requests(form.cleaned_data, timezone.localdate())
+    page = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "requests_app/request_list.html",
+        {
+            "form": form,
+            "page": page,
+            "filtered": filtered,
+        },
+    )
+
+
+@login_required
+@require_GET
+def dashboard(request):
+    """The landing page for everyone who may see requests; others get the plain welcome."""
+    if not access.can_view_requests(request.user):
+        return render(request, "requests_app/home.html")
+    today = timezone.localdate()
+    months = numbers.monthly(today)
+    overdue = list(numbers.overdue(today)[:PAGE_SIZE])
+    due_soon = list(numbers.due_soon(today)[:PAGE_SIZE])
+    context = {
+        "today": today,
+        "counts": numbers.counts_by_status(),
+        "overdue": overdue,
+        "due_soon": due_soon,
+        "awaiting": list(numbers.awaiting_action(request.user)[:PAGE_SIZE]),
+        "acts": roles.has_role(request.user, roles.OFFICER)
+        or roles.has_role(request.user, roles.APPROVER),
+        "months": months,
+        "chart": charts.volume_and_on_time(months),
+        "limit": PAGE_SIZE,
+    }
+    return render(request, "requests_app/dashboard.html", context)
+
+
+def _parse_date(value, what):
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{what}: enter a date as YYYY-MM-DD.") from None
+
+
+@login_required
+@require_POST
+def request_extend(request, reference):
+    req = access.request_for_officer(request.user, reference)
+    try:
+        deadlines.extend(
+            req,
+            actor=request.user,
+            until=_parse_date(request.POST.get("until"), "New due date"),
+            reason=request.POST.get("reason", ""),
+            notice_date=_parse_date(request.POST.get("notice_date"), "Date the subject was told"),
+        )
+    except ValueError as exc:
+        messages.error(request, f"Not extended: {exc}")
+    else:
+        messages.success(request, f"The due date is now {req.extended_until:%Y-%m-%d}.")
+    return redirect(req.get_absolute_url())

@@ -1,0 +1,148 @@
+"""Reports for auditors and officers: the register (CSV), a request's evidence report (PDF),
+the audit chain's verification and the audit log for a period (JSON lines).
+
+Every download writes a ``report_downloaded`` audit event. Register and audit pages answer 403 to
+signed-in users without the role; the evidence report of a request answers 404 (not yours).
+"""
+
+import json
+from datetime import datetime, time, timedelta
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from requests_app import roles
+from requests_app.evidence import render_evidence_pdf
+from requests_app.models import AuditEvent, DataRequest
+from requests_app.models.audit import verify_chain
+from requests_app.register import PeriodError, parse_period, register_lines
+
+REGISTER_ROLES = (roles.OFFICER, roles.AUDITOR, roles.ADMIN)
+AUDIT_ROLES = (roles.AUDITOR, roles.ADMIN)
+
+
+def _has_any(user, wanted):
+    return any(roles.has_role(user, role) for role in wanted)
+
+
+def _require(user, wanted):
+    if not _has_any(user, wanted):
+        raise PermissionDenied
+
+
+def _bad_period(problem):
+    return HttpResponseBadRequest(str(problem), content_type="text/plain; charset=utf-8")
+
+
+def _download_headers(response, filename):
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _record(request, kind, req=None, **details):
+    AuditEvent.record(
+        "report_downloaded",
+        actor=request.user,
+        request=req,
+        kind=kind,
+        ip=request.META.get("REMOTE_ADDR"),
+        **details,
+    )
+
+
+@login_required
+@require_GET
+def reports_index(request):
+    _require(request.user, REGISTER_ROLES)
+    today = timezone.localdate()
+    context = {
+        "default_from": today.replace(day=1).isoformat(),
+        "default_to": today.isoformat(),
+        "can_audit": _has_any(request.user, AUDIT_ROLES),
+    }
+    return render(request, "requests_app/reports.html", context)
+
+
+@login_required
+@require_GET
+def register_csv(request):
+    _require(request.user, REGISTER_ROLES)
+    try:
+        start, end = parse_period(request.GET)
+    except PeriodError as problem:
+        return _bad_period(problem)
+    _record(request, "register", **{"from": start.isoformat(), "to": end.isoformat()})
+    response = StreamingHttpResponse(
+        register_lines(start, end), content_type="text/csv; charset=utf-8"
+    )
+    return _download_headers(response, f"dsr-register-{start.isoformat()}-to-{end.isoformat()}.csv")
+
+
+@login_required
+@require_GET
+def evidence_pdf(request, reference):
+    if not _has_any(request.user, REGISTER_ROLES):
+        raise Http404
+    req = get_object_or_404(DataRequest.objects.select_related("created_by"), reference=reference)
+    body = render_evidence_pdf(req)
+    _record(request, "evidence", req=req)
+    response = HttpResponse(body, content_type="application/pdf")
+    return _download_headers(response, f"{req.reference}-evidence.pdf")
+
+
+@login_required
+@require_GET
+@never_cache
+def audit_chain(request):
+    _require(request.user, AUDIT_ROLES)
+    ok, count, head, problem = verify_chain()
+    today = timezone.localdate()
+    context = {
+        "ok": ok,
+        "count": count,
+        "head": head,
+        "problem": problem,
+        "default_from": today.replace(day=1).isoformat(),
+        "default_to": today.isoformat(),
+    }
+    return render(request, "requests_app/audit_chain.html", context)
+
+
+def audit_line(event):
+    """One JSON line: exactly the fields ``AuditEvent.canonical()`` hashes, and both hashes."""
+    record = json.loads(event.canonical())
+    record["prev_hash"] = event.prev_hash
+    record["hash"] = event.hash
+    return json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _audit_lines(start, end):
+    zone = timezone.get_current_timezone()
+    since = timezone.make_aware(datetime.combine(start, time.min), zone)
+    until = timezone.make_aware(datetime.combine(end + timedelta(days=1), time.min), zone)
+    events = AuditEvent.objects.filter(created_at__gte=since, created_at__lt=until).order_by("seq")
+    for event in events.iterator(chunk_size=2000):
+        yield audit_line(event).encode("utf-8")
+
+
+@login_required
+@require_GET
+def audit_log_jsonl(request):
+    _require(request.user, AUDIT_ROLES)
+    try:
+        start, end = parse_period(request.GET)
+    except PeriodError as problem:
+        return _bad_period(problem)
+    _record(request, "audit_log", **{"from": start.isoformat(), "to": end.isoformat()})
+    response = StreamingHttpResponse(
+        _audit_lines(start, end), content_type="application/x-ndjson; charset=utf-8"
+    )
+    return _download_headers(
+        response, f"dsr-audit-log-{start.isoformat()}-to-{end.isoformat()}.jsonl"
+    )
