@@ -259,8 +259,9 @@ def request_as(client, user, case, url):
         client.force_login(user)
     response = client.generic(case.method, url, **case.headers)
     if response.streaming:
+        # Consuming it lets the test client close it (and the file) the safe way; an explicit
+        # close() would fire request_finished and drop the database connection mid-test.
         b"".join(response.streaming_content)
-    response.close()
     return response
 
 

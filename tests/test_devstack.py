@@ -26,7 +26,6 @@ def devstack_env(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "SECRET_KEY", "DEBUG"}}
     env.update(
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        DSR_AZURE_TARGETS=str(tmp_path / "demo" / "targets.toml"),
         DSR_DATA_DIR=str(tmp_path / "data"),
     )
     return env
@@ -72,6 +71,9 @@ def test_serves_then_ctrl_c_stops_everything(tmp_path):
                     break
             except OSError:
                 time.sleep(0.5)
+        if health is None:
+            os.killpg(process.pid, signal.SIGINT)
+            pytest.fail("devstack did not serve /healthz:\n" + process.communicate(timeout=30)[0])
         assert health == (200, b'{"database": "ok", "redis": "ok"}')
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/") as r:
             assert b"Sign in" in r.read()

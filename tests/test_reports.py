@@ -399,6 +399,7 @@ def test_audit_chain_page_names_the_first_broken_event(client, admin_user):
     for number in range(4):
         AuditEvent.record("something", number=number)
     with connection.cursor() as cursor:
+        bypass_append_only_trigger(cursor)
         cursor.execute(
             f"UPDATE {AuditEvent._meta.db_table} SET actor_name = %s WHERE seq = %s",
             ["mallory", 2],
@@ -493,6 +494,7 @@ def test_a_later_period_is_anchored_on_the_earlier_head(client, auditor, tmp_pat
     old = AuditEvent.record("old_event")
     before = timezone.now() - timedelta(days=3)
     with connection.cursor() as cursor:  # put the first event three days back, rehashed
+        bypass_append_only_trigger(cursor)
         event = AuditEvent.objects.get(pk=old.pk)
         event.created_at = before
         new_hash = event.compute_hash()
@@ -533,3 +535,10 @@ def test_anonymous_users_are_sent_to_login(client, officer):
         response = client.get(url)
         assert response.status_code == 302
         assert response["Location"].startswith(reverse("login"))
+
+
+def bypass_append_only_trigger(cursor):
+    """Edit the table as someone with database superuser rights could (PostgreSQL's trigger
+    refuses ordinary updates; that is the point of these tampering tests)."""
+    if connection.vendor == "postgresql":
+        cursor.execute("SET LOCAL session_replication_role = replica")

