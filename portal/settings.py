@@ -25,6 +25,12 @@ try:
     if not DATABASE_URL.startswith(("sqlite:", "postgres:", "postgresql:")):
         raise ConfigError("DATABASE_URL: expected sqlite:///PATH or postgres://USER@HOST/NAME")
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        # Web, worker and scheduler write at once in the default setup: wait for the lock
+        # instead of failing, take it up front, and let readers go on while one writes.
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            timeout=30, transaction_mode="IMMEDIATE", init_command="PRAGMA journal_mode=WAL;"
+        )
     # Unset means "embedded": `make run` and the test suite start a Redis and set it for us.
     REDIS_URL = envstr("REDIS_URL")
     if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):

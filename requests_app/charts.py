@@ -11,10 +11,11 @@ BAR_COLOUR, LINE_COLOUR, AXIS_COLOUR, TEXT_COLOUR = "#1f4e9c", "#1b7a3d", "#8a93
 
 def _nice_max(value):
     """A round axis maximum at or above ``value`` (at least 1)."""
-    for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000):
+    # Even steps only, so the middle gridline is a whole number.
+    for step in (2, 4, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000):
         if value <= step:
             return step
-    return ((value // 1000) + 1) * 1000
+    return ((value // 2000) + 1) * 2000
 
 
 def volume_and_on_time(rows, *, chart_id="volume-chart"):
@@ -62,11 +63,11 @@ def volume_and_on_time(rows, *, chart_id="volume-chart"):
             f'stroke="{AXIS_COLOUR}" stroke-width="{1 if fraction == 0 else 0.5}"/>'
         )
         parts.append(
-            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="13" '
             f'fill="{TEXT_COLOUR}">{round(top * fraction)}</text>'
         )
         parts.append(
-            f'<text x="{LEFT + plot_w + 6}" y="{y + 4:.1f}" font-size="11" '
+            f'<text x="{LEFT + plot_w + 6}" y="{y + 4:.1f}" font-size="13" '
             f'fill="{LINE_COLOUR}">{round(100 * fraction)}%</text>'
         )
     bar_w = slot * 0.6
@@ -82,7 +83,7 @@ def volume_and_on_time(rows, *, chart_id="volume-chart"):
         )
         parts.append(
             f'<text x="{x + bar_w / 2:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" '
-            f'font-size="10" fill="{TEXT_COLOUR}">{label}</text>'
+            f'font-size="12" fill="{TEXT_COLOUR}">{label}</text>'
         )
     # The rate line breaks where a month had no answered requests (no rate to draw).
     run = []
@@ -104,9 +105,9 @@ def volume_and_on_time(rows, *, chart_id="volume-chart"):
             )
         run = []
     parts.append(
-        f'<text x="{LEFT}" y="{HEIGHT - 6}" font-size="11" fill="{BAR_COLOUR}">'
+        f'<text x="{LEFT}" y="{HEIGHT - 6}" font-size="13" fill="{BAR_COLOUR}">'
         "■ received</text>"
-        f'<text x="{LEFT + 90}" y="{HEIGHT - 6}" font-size="11" fill="{LINE_COLOUR}">'
+        f'<text x="{LEFT + 90}" y="{HEIGHT - 6}" font-size="13" fill="{LINE_COLOUR}">'
         "● on-time rate</text>"
     )
     parts.append("</svg>")

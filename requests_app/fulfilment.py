@@ -123,8 +123,13 @@ class Runner:
                 return
             phase = current_phase(request)
             if phase is None:
-                finish(request)
-                return
+                # One worker writes the certificate and closes the request; the others wait
+                # for the status to change (or for the claim to expire if that worker died).
+                if request.claim("finish_claimed_until", settings.DSR_JOB_TIMEOUT):
+                    finish(request)
+                    return
+                time.sleep(0.5)
+                continue
             if phase == "archive":
                 if not self.build_archive(request):
                     time.sleep(0.5)
@@ -142,12 +147,7 @@ class Runner:
         """One worker builds the archive (claimed like a device); True when it is stored."""
         from requests_app.archive import build_export_archive
 
-        now = timezone.now()
-        claimed = DataRequest.objects.filter(
-            Q(archive_claimed_until__isnull=True) | Q(archive_claimed_until__lt=now),
-            pk=request.pk,
-        ).update(archive_claimed_until=now + timedelta(seconds=settings.DSR_JOB_TIMEOUT))
-        if not claimed:
+        if not request.claim("archive_claimed_until", settings.DSR_JOB_TIMEOUT):
             return False
         build_export_archive(request)
         # The archive holds the exported data now; the loose copies are not kept around.

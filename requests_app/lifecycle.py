@@ -3,6 +3,7 @@ cancel. Views and the API call these; each one is a transaction with its audit e
 
 import logging
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
@@ -66,14 +67,20 @@ def scope_job(request_id):
     request = DataRequest.objects.get(pk=request_id)
     if request.status != Status.PLANNING:
         return
+    if not request.claim("scoping_claimed_until", settings.DSR_JOB_TIMEOUT):
+        return  # another worker is planning it right now
     try:
         clients = clients_for(request)
         version = build_plan(request, clients)
     except (AzureError, TargetsError, OSError) as exc:
         message = f"{exc.__class__.__name__}: {exc}"
-        DataRequest.objects.filter(pk=request.pk).update(scoping_error=message)
+        DataRequest.objects.filter(pk=request.pk).update(
+            scoping_error=message, scoping_claimed_until=None
+        )
         AuditEvent.record("scoping_failed", request=request, error=message)
         return
+    finally:
+        request.release("scoping_claimed_until")
     with transaction.atomic():
         request.refresh_from_db()
         request.transition(

@@ -21,7 +21,11 @@ from requests_app.models import AuditEvent, DataRequest, Operation, PlannedDevic
 from requests_app.queues import enqueue_now, get_queue
 
 log = logging.getLogger(__name__)
-LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+# Not STARTED: a SIGKILLed worker leaves its job "started" until RQ's own maintenance notices
+# (minutes), and a SimpleWorker sends no heartbeat while a job runs, so RQ cannot tell a live
+# job from a dead one. A running job shows in the database instead: it holds a device,
+# operation or archive lease (has_live_lease), renewed at every operation.
+LIVE = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
 
 def release_expired_leases(now=None):
@@ -49,7 +53,11 @@ def has_live_job(job_ids):
 
 def has_live_lease(request, now):
     return (
-        request.devices.filter(lease_until__gte=now).exists()
+        any(
+            until is not None and until >= now
+            for until in (request.archive_claimed_until, request.finish_claimed_until)
+        )
+        or request.devices.filter(lease_until__gte=now).exists()
         or request.operations.filter(lease_until__gte=now).exists()
     )
 
@@ -84,7 +92,10 @@ def reconcile():
             Q(last_enqueued_at__isnull=True) | Q(last_enqueued_at__lt=recent)
         )
         for request in planning:
-            if request.updated_at > recent or has_live_job([lifecycle.scope_job_id(request)]):
+            claimed = request.scoping_claimed_until and request.scoping_claimed_until >= now
+            if claimed or request.updated_at > recent:
+                continue
+            if has_live_job([lifecycle.scope_job_id(request)]):
                 continue
             enqueue_now(lifecycle.SCOPE_JOB, request.pk, job_id=lifecycle.scope_job_id(request))
             DataRequest.objects.filter(pk=request.pk).update(last_enqueued_at=now)

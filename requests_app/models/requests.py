@@ -139,7 +139,10 @@ class DataRequest(models.Model):
     rejection_reason = models.TextField(blank=True)
     cancel_reason = models.TextField(blank=True)
     last_enqueued_at = models.DateTimeField(null=True, blank=True)
+    # One-worker-at-a-time steps (see claim()): planning, building the archive, finishing.
+    scoping_claimed_until = models.DateTimeField(null=True, blank=True)
     archive_claimed_until = models.DateTimeField(null=True, blank=True)
+    finish_claimed_until = models.DateTimeField(null=True, blank=True)
     approvers_reminded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -179,6 +182,17 @@ class DataRequest(models.Model):
     @property
     def includes_erasure(self):
         return self.kind in (Kind.ERASURE, Kind.EXPORT_AND_ERASURE)
+
+    def claim(self, field, seconds):
+        """Take a one-worker step (``*_claimed_until``) with a conditional UPDATE: True for
+        exactly one caller until ``seconds`` pass or it is released."""
+        now = timezone.now()
+        free = models.Q(**{f"{field}__isnull": True}) | models.Q(**{f"{field}__lt": now})
+        until = now + timedelta(seconds=seconds)
+        return bool(DataRequest.objects.filter(free, pk=self.pk).update(**{field: until}))
+
+    def release(self, field):
+        DataRequest.objects.filter(pk=self.pk).update(**{field: None})
 
     # --- the one place the status changes ------------------------------------------------
     def transition(self, to, *, actor=None, actor_kind=None, actor_name=None, **details):

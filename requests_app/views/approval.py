@@ -4,10 +4,12 @@ POST records the decision. Refusals say which problem it was, with 403/410, on t
 from django.contrib.auth import get_user_model
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from requests_app import lifecycle
 from requests_app.models import Approval, AuditEvent, DataRequest, Status
+from requests_app.progress import plan_operations
 from requests_app.tokens import TokenRefused, read_token
 
 
@@ -67,8 +69,13 @@ def _resolve(request, token):
 
 
 @never_cache
+@csrf_exempt  # the signed, single-use token in the URL is the capability (see below)
 @require_http_methods(["GET", "POST"])
 def approval_link(request, token):
+    """No CSRF cookie check here, on purpose: a forged cross-site POST would need the token,
+    which only the approver's mailbox holds, and it is bound to that approver and plan. The page
+    keeps Referrer-Policy: no-referrer, so browsers send ``Origin: null`` on the form's POST,
+    which Django's CSRF check would refuse."""
     req = approver = None
     try:
         req, approver, payload = _resolve(request, token)
@@ -120,7 +127,7 @@ def approval_link(request, token):
             "req": req,
             "approver": approver,
             "devices": req.devices.all(),
-            "operations": req.operations.select_related("device"),
+            "operations": plan_operations(req),
             "approvals": req.approvals.filter(plan_version=req.plan_version),
             "error": error,
             "reason": request.POST.get("reason", ""),

@@ -16,7 +16,7 @@ from requests_app.models import (
     IllegalTransition,
     Status,
 )
-from requests_app.progress import progress_of
+from requests_app.progress import plan_operations, progress_of
 
 
 @login_required
@@ -48,7 +48,7 @@ def request_detail(request, reference):
     context = {
         "req": req,
         "devices": req.devices.all(),
-        "operations": req.operations.select_related("device"),
+        "operations": plan_operations(req),
         "approvals": req.approvals.select_related("approver"),
         "artifacts": [a for a in req.artifacts.all() if access.can_download(user, a)],
         "timeline": AuditEvent.objects.filter(request_ref=req.reference).order_by("seq")[:500],
@@ -57,6 +57,14 @@ def request_detail(request, reference):
         "can_decide": can_decide,
         "my_decision": my_decision,
         "extension_limit": deadlines.extension_limit(req),
+        "has_actions": req.status
+        in (
+            Status.DRAFT,
+            Status.PLANNING,
+            Status.AWAITING_APPROVAL,
+            Status.APPROVED,
+            Status.FAILED,
+        ),
         "can_evidence": is_officer
         or roles.has_role(user, roles.AUDITOR)
         or roles.has_role(user, roles.ADMIN),

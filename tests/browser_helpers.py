@@ -1,0 +1,176 @@
+"""The whole stack for the browser tests: one database that several processes share, a live
+server in a thread, the Azure simulator over HTTP, a real ``manage.py worker`` subprocess and
+Debian's Chromium driven by Playwright.
+
+Why not pytest-django's ``live_server``: it is session-scoped and, on SQLite, hands its threads
+the in-memory test connection, which the worker subprocess cannot open. Here, on SQLite, the
+test runs against a migrated file database (copied from a template migrated once per module)
+that the test thread, every server thread and the worker open by name; on PostgreSQL all of
+them use pytest-django's ``test_<name>`` database (committed data: the tests are transactional).
+"""
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.db import connections
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+SQLITE_OPTIONS = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+
+
+def migrated_sqlite_template(directory):
+    """A migrated SQLite file (one ``migrate`` per module; each test copies it)."""
+    path = Path(directory) / "template.sqlite3"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{path}"}
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    return path
+
+
+class SharedDatabase:
+    """Points every thread of this process at a database another process can open, and gives
+    the DATABASE_URL for the child processes. ``restore()`` puts everything back."""
+
+    def __init__(self, tmp_path, template=None):
+        self._restore = None
+        connection = connections["default"]
+        settings_dict = connection.settings_dict
+        if connection.vendor == "postgresql":
+            user = settings_dict["USER"] or ""
+            auth = user + (f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else "")
+            host = settings_dict["HOST"] or "127.0.0.1"
+            port = settings_dict["PORT"] or 5432
+            self.url = f"postgres://{auth}@{host}:{port}/{settings_dict['NAME']}"
+            return
+        assert connection.vendor == "sqlite", connection.vendor
+        path = Path(tmp_path) / "browser.sqlite3"
+        shutil.copyfile(template, path)
+        with sqlite3.connect(path) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+        self.url = f"sqlite:///{path}?timeout=30&transaction_mode=IMMEDIATE"
+        # Threads open their connections from connections.settings: point it at the file (in
+        # place, so every holder of the dict sees it) and swap this thread's open connection.
+        shared = connections.settings["default"]
+        saved = dict(shared)
+        original = connection
+        shared.update(NAME=str(path), OPTIONS=dict(SQLITE_OPTIONS))
+        swapped = original.__class__(dict(shared), alias="default")
+        connections["default"] = swapped
+
+        def restore():
+            swapped.close()
+            shared.clear()
+            shared.update(saved)
+            original.settings_dict.update(saved)
+            connections["default"] = original
+
+        self._restore = restore
+
+    def restore(self):
+        if self._restore:
+            self._restore()
+            self._restore = None
+
+
+class LiveServer:
+    """Django's own threaded live server (one thread per request, each with its own database
+    connection), serving static files through the finders."""
+
+    def __init__(self):
+        from django.contrib.staticfiles.handlers import StaticFilesHandler
+        from django.test.testcases import LiveServerThread
+
+        self.thread = LiveServerThread("127.0.0.1", StaticFilesHandler, port=0)
+        self.thread.daemon = True
+        self.thread.start()
+        self.thread.is_ready.wait(timeout=30)
+        if self.thread.error:
+            raise self.thread.error
+        self.url = f"http://127.0.0.1:{self.thread.port}"
+
+    def stop(self):
+        self.thread.terminate()
+        self.thread.join(timeout=10)
+
+
+class Worker:
+    """One ``manage.py worker`` subprocess; stopped by its own pid only."""
+
+    def __init__(self, env, log_path):
+        self.log_path = Path(log_path)
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "worker", "--name", f"browser-{os.getpid()}"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def check_alive(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the worker exited ({self.proc.returncode}):\n{self.output()}")
+
+    def output(self):
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: RQ finishes the current job (ours are short)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+def serve_simulator(directory, throttle_scale=60):
+    """The simulator over HTTP with a targets file the portal and the worker load.
+
+    Throttled (and paced) at 60x Azure's rates so that an erasure takes seconds, not minutes.
+    """
+    from simulator.app import Simulator
+    from simulator.server import serve
+    from simulator.targets import write_targets
+
+    sim = Simulator(seed=1, devices=30, throttle_scale=throttle_scale)
+    server = serve(sim)
+    path = write_targets(sim, Path(directory) / "azure" / "targets.toml", server.url)
+    return sim, server, path
+
+
+def shot(page, name, full_page=True):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+
+
+def wait_until(predicate, timeout, what, interval=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")

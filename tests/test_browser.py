@@ -1,0 +1,359 @@
+"""The portal as people use it, in Debian's Chromium: a live server, a real ``manage.py worker``
+subprocess, the Azure simulator over HTTP, and approvers who open their links from the dev
+outbox (/dev/outbox/, where every process's email lands: EMAIL_BACKEND is the outbox backend).
+
+Screenshots of every main page go to tests/artifacts/screenshots/ (gitignored).
+"""
+
+import csv
+import io
+import json
+import os
+
+import pytest
+from django.conf import settings as django_settings
+from django.utils import timezone
+
+from requests_app import roles
+from tests.browser_helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    LiveServer,
+    SharedDatabase,
+    Worker,
+    migrated_sqlite_template,
+    serve_simulator,
+    shot,
+)
+from tests.conftest import PASSWORD, make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+OUTBOX_BACKEND = "requests_app.outbox.OutboxBackend"
+TIMEOUT = 30_000  # ms: generous, for a loaded CI machine
+SIDEWAYS = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """One Chromium per module. Playwright's sync API leaves an event loop running in this
+    thread, so Django would refuse ORM calls as "async unsafe" while it is up: allowed here,
+    for this module only."""
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    playwright = sync_playwright().start()
+    try:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+    finally:
+        playwright.stop()
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(scope="module")
+def sqlite_template(tmp_path_factory, django_db_setup):
+    from django.db import connections
+
+    if connections["default"].vendor != "sqlite":
+        return None
+    return migrated_sqlite_template(tmp_path_factory.mktemp("browser-db"))
+
+
+@pytest.fixture
+def stack(transactional_db, sqlite_template, redis_db, settings, tmp_path):
+    """Database shared with a worker subprocess, simulator, live server, worker. Yields an
+    object with ``url`` (the live server), ``sim`` and ``worker``."""
+    from requests_app.azure import configured_targets
+
+    database = SharedDatabase(tmp_path, sqlite_template)
+    sim, sim_server, targets = serve_simulator(tmp_path)
+    server = worker = None
+    try:
+        server = LiveServer()
+        settings.DSR_AZURE_TARGETS = str(targets)
+        settings.DSR_DEV_OUTBOX = True
+        settings.EMAIL_BACKEND = OUTBOX_BACKEND
+        settings.SITE_URL = server.url
+        settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+        configured_targets.cache_clear()
+        env = {
+            **os.environ,
+            "DATABASE_URL": database.url,
+            "DSR_AZURE_TARGETS": str(targets),
+            "DSR_DATA_DIR": str(django_settings.DSR_DATA_DIR),
+            "SITE_URL": server.url,
+            "EMAIL_BACKEND": OUTBOX_BACKEND,
+            "DSR_DEV_OUTBOX": "0",
+            "RQ_LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        worker = Worker(env, tmp_path / "worker.log")
+        stack = type("Stack", (), {})()
+        stack.url, stack.sim, stack.worker = server.url, sim, worker
+        yield stack
+    finally:
+        if worker:
+            worker.stop()
+        if server:
+            server.stop()
+        sim_server.shutdown()
+        configured_targets.cache_clear()
+        database.restore()
+
+
+@pytest.fixture
+def people(stack):
+    return {
+        "officer": make_user("olivia", roles.OFFICER),
+        "ada": make_user("ada", roles.APPROVER),
+        "alan": make_user("alan", roles.APPROVER),
+        "auditor": make_user("audrey", roles.AUDITOR),
+    }
+
+
+def login(browser, url, username, viewport=None, screenshot=None):
+    from playwright.sync_api import expect
+
+    context = browser.new_context(
+        base_url=url, accept_downloads=True, viewport=viewport or {"width": 1280, "height": 900}
+    )
+    context.set_default_timeout(TIMEOUT)
+    page = context.new_page()
+    page.goto("/accounts/login/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    if screenshot:
+        shot(page, screenshot)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    return page
+
+
+def new_request(page, kind, identifiers, subject, *, error_screenshot=None):
+    """Fill the intake form (first with no identifiers, to see the error) and save the draft;
+    returns the reference from the request page the form redirects to."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("link", name="New request").click()
+    expect(page.get_by_role("heading", name="New request")).to_be_visible()
+    page.get_by_label(kind).check()
+    page.get_by_label("GDPR").check()
+    page.get_by_label("Subject reference").fill(subject)
+    if error_screenshot:
+        page.get_by_role("button", name="Save draft").click()
+        expect(page.get_by_role("alert").first).to_contain_text("Nothing was saved")
+        expect(page.locator(".field.has-error")).to_contain_text("Paste at least one identifier")
+        shot(page, error_screenshot)
+        # The form keeps what was typed.
+        expect(page.get_by_label("Subject reference")).to_have_value(subject)
+        page.get_by_label(kind).check()
+        page.get_by_label("GDPR").check()
+    page.get_by_label("Identifiers").fill("\n".join(identifiers) + "\n")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_text("is saved as a draft with")).to_be_visible()
+    badge = page.locator("#status-badge")
+    expect(badge).to_have_text("Draft")
+    return page.locator("h1").inner_text().split()[0]
+
+
+def submit_and_wait_for_plan(page, stack):
+    from playwright.sync_api import expect
+
+    page.get_by_role("button", name="Submit for planning and approval").click()
+    # progress.js polls while planning and reloads the page when the worker has planned it.
+    stack.worker.check_alive()
+    try:
+        expect(page.locator("#status-badge")).to_have_text("Awaiting approval", timeout=TIMEOUT)
+    except AssertionError:
+        raise AssertionError(f"not planned; worker output:\n{stack.worker.output()}") from None
+
+
+def open_approval_link(browser, url, username, reference, screenshot=None):
+    """As an approver (not signed in): the outbox, my email, the link in it."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(base_url=url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT)
+    page = context.new_page()
+    page.goto("/dev/outbox/")
+    row = (
+        page.locator("tbody tr")
+        .filter(has_text=f"{username}@example.com")
+        .filter(has_text=f"[{reference}] Approval needed")
+    )
+    expect(row).to_have_count(1)
+    if screenshot:
+        shot(page, screenshot)
+    row.get_by_role("link").click()
+    expect(page.locator("pre.mail")).to_contain_text("/approve/")
+    page.locator("pre.mail a[href*='/approve/']").click()
+    expect(page.get_by_role("heading", name=f"Approve {reference}?")).to_be_visible()
+    expect(page.get_by_text(f"Hello {username}.")).to_be_visible()
+    return page
+
+
+def press(page, button):
+    """Click a decision button on the approval page; say plainly when CSRF refused the POST."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("button", name=button, exact=True).click()
+    expect(page.locator("h1")).to_be_visible()
+    if "CSRF verification failed" in page.content():
+        raise AssertionError(
+            "the approval form's POST was refused by CSRF: the page's Referrer-Policy "
+            "(no-referrer) makes the browser send 'Origin: null'"
+        )
+
+
+def download(page, link_name):
+    with page.expect_download() as info:
+        page.get_by_role("link", name=link_name).click()
+    dl = info.value
+    with open(dl.path(), "rb") as fh:
+        return dl.suggested_filename, fh.read()
+
+
+def test_erasure_from_intake_to_certificate_and_the_auditors_reports(browser, stack, people):
+    from playwright.sync_api import expect
+
+    samples = stack.sim.samples()
+    individual = next(
+        d
+        for d in samples["with_modules"]
+        if d in samples["individual_symmetric"] + samples["individual_x509"]
+    )
+    group_device = samples["group_provisioned"][0]
+    ids = [individual, group_device, samples["individual_tpm"][0]]
+
+    # The officer signs in through the real form and takes in an erasure request.
+    page = login(browser, stack.url, "olivia", screenshot="01-login")
+    expect(page.get_by_role("heading").first).to_be_visible()
+    shot(page, "02-dashboard")
+    erasure = "Erasure (right to be forgotten / delete)"
+    reference = new_request(page, erasure, ids, "TICKET-4711", error_screenshot="03-request-form")
+    expect(page.get_by_text("Block re-provisioning")).to_be_visible()
+    submit_and_wait_for_plan(page, stack)
+    for registration_id in ids:
+        expect(page.locator("body")).to_contain_text(registration_id)
+    shot(page, "04-request-awaiting-approval")
+
+    # Both approvers open their own links from the outbox, read the plan and approve.
+    for n, approver in enumerate(["ada", "alan"]):
+        approval = open_approval_link(
+            browser, stack.url, approver, reference, screenshot="11-outbox" if n == 0 else None
+        )
+        expect(approval.locator("dl.facts")).to_contain_text(f"{n} of 2 so far")
+        for registration_id in ids:
+            expect(approval.locator("body")).to_contain_text(registration_id)
+        if n == 0:
+            shot(approval, "05-approval")
+        press(approval, "Approve")
+        expect(approval.get_by_role("heading", name="Thank you")).to_be_visible()
+        expect(approval.locator("main")).to_contain_text("approved")
+        approval.context.close()
+
+    # The officer's page follows fulfilment (progress.js polls, then reloads) to the end.
+    page.reload()
+    try:
+        expect(page.locator("#status-badge")).to_have_text("Completed", timeout=60_000)
+    except AssertionError:
+        raise AssertionError(f"not completed; worker:\n{stack.worker.output()}") from None
+    expect(page.locator("#progress-text")).to_contain_text("operations finished")
+    expect(page.locator("body")).not_to_contain_text("failed,")
+    shot(page, "06-request-completed")
+
+    name, pdf = download(page, "Deletion certificate (PDF)")
+    assert pdf.startswith(b"%PDF"), pdf[:20]
+    assert name.endswith(".pdf") and reference in name
+    name, raw = download(page, "Deletion certificate (JSON)")
+    certificate = json.loads(raw)
+    assert reference in raw.decode() and name.endswith(".json"), certificate
+
+    page.get_by_role("link", name="Requests", exact=True).click()
+    expect(page.locator("main")).to_contain_text(reference)
+    shot(page, "07-request-list")
+
+    # The same pages at a phone's size.
+    phone = browser.new_context(
+        base_url=stack.url,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        storage_state=page.context.storage_state(),
+    )
+    phone_page = phone.new_page()
+    phone_page.goto("/")
+    shot(phone_page, "12-phone-dashboard")
+    overflow = {"dashboard": phone_page.evaluate(SIDEWAYS)}
+    phone_page.goto(f"/requests/{reference}/")
+    expect(phone_page.locator("#status-badge")).to_have_text("Completed")
+    shot(phone_page, "13-phone-request")
+    overflow["request page"] = phone_page.evaluate(SIDEWAYS)
+    phone.close()
+    page.context.close()
+
+    # The auditor: register CSV for a period including today, the evidence report, the chain.
+    audit = login(browser, stack.url, "audrey")
+    audit.get_by_role("link", name="Reports").click()
+    expect(audit.get_by_role("heading", name="Reports", exact=True)).to_be_visible()
+    shot(audit, "08-reports")
+    today = timezone.localdate()
+    audit.locator("#register-from").fill(today.replace(day=1).isoformat())
+    audit.locator("#register-to").fill(today.isoformat())
+    with audit.expect_download() as info:
+        audit.get_by_role("button", name="Download the register (CSV)").click()
+    register = info.value
+    with open(register.path(), encoding="utf-8-sig") as fh:
+        rows = list(csv.reader(io.StringIO(fh.read())))
+    assert register.suggested_filename.endswith(".csv")
+    assert any(reference in row for row in rows), rows[:3]
+
+    audit.goto(f"/requests/{reference}/")
+    expect(audit.locator("#status-badge")).to_have_text("Completed")
+    name, evidence = download(audit, "Evidence report (PDF)")
+    assert evidence.startswith(b"%PDF") and name.endswith(".pdf")
+
+    audit.get_by_role("link", name="Audit trail").click()
+    expect(audit.locator(".badge.completed")).to_have_text("Verified")
+    shot(audit, "09-audit-chain")
+    audit.context.close()
+
+    assert max(overflow.values()) <= 1, f"pages scroll sideways on a phone (px): {overflow}"
+
+
+def test_export_rejected_with_a_reason(browser, stack, people):
+    from playwright.sync_api import expect
+
+    page = login(browser, stack.url, "olivia")
+    export = "Export (access / portability / right to know)"
+    reg = stack.sim.samples()["individual_symmetric"][1]
+    reference = new_request(page, export, [reg], "TICKET-4712")
+    submit_and_wait_for_plan(page, stack)
+
+    approval = open_approval_link(browser, stack.url, "ada", reference)
+    expect(approval.locator("dl.facts")).to_contain_text("0 of 1 so far")
+    press(approval, "Reject")
+    expect(approval.get_by_role("alert")).to_contain_text("A reason is required")
+    shot(approval, "10-approval-reject-without-reason")
+    approval.get_by_label("Reason (required to reject)").fill("Identity not verified")
+    press(approval, "Reject")
+    expect(approval.get_by_role("heading", name="Thank you")).to_be_visible()
+    expect(approval.locator("main")).to_contain_text("rejected")
+    approval.context.close()
+
+    page.reload()
+    expect(page.locator("#status-badge")).to_have_text("Rejected")
+    expect(page.locator("dl.facts")).to_contain_text("Rejection reason")
+    expect(page.locator("dl.facts")).to_contain_text("Identity not verified")
+    page.context.close()
