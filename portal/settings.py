@@ -31,6 +31,9 @@ try:
         DATABASES["default"].setdefault("OPTIONS", {}).update(
             timeout=30, transaction_mode="IMMEDIATE", init_command="PRAGMA journal_mode=WAL;"
         )
+    else:
+        # Short OLTP queries: PostgreSQL's JIT costs more to compile than it saves (bench/web.py).
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
     # Unset means "embedded": `make run` and the test suite start a Redis and set it for us.
     REDIS_URL = envstr("REDIS_URL")
     if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
@@ -55,6 +58,7 @@ try:
     DSR_LEASE_SECONDS = envint("DSR_LEASE_SECONDS", 120, minimum=5)
     DSR_RECONCILE_SECONDS = envint("DSR_RECONCILE_SECONDS", 60, minimum=1)
     DSR_PARALLEL_JOBS = envint("DSR_PARALLEL_JOBS", 4, minimum=1)
+    DSR_DASHBOARD_CACHE_SECONDS = envint("DSR_DASHBOARD_CACHE_SECONDS", 300, minimum=0)
 except ConfigError as exc:
     sys.exit(f"configuration error: {exc}")
 

@@ -111,4 +111,5 @@ def volume_and_on_time(rows, *, chart_id="volume-chart"):
         "● on-time rate</text>"
     )
     parts.append("</svg>")
-    return mark_safe("".join(parts))  # noqa: S308 — built from escaped text and numbers only
+    # Built only from escape()d text and numbers formatted here (see the tests).
+    return mark_safe("".join(parts))  # noqa: S308  # nosec B308 B703

@@ -3,6 +3,8 @@ what waits on the signed-in user, and on-time rate and volume for the last twelv
 
 from datetime import date, datetime, timedelta
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, Exists, OuterRef, Q
 from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
@@ -78,6 +80,22 @@ def _month_key(value):
     if hasattr(value, "tzinfo") and value.tzinfo is not None:
         value = timezone.localtime(value)
     return (value.year, value.month)
+
+
+def monthly_cached(today=None, months=MONTHS):
+    """``monthly()`` for the dashboard, kept for DSR_DASHBOARD_CACHE_SECONDS (default five
+    minutes): past months do not change, and on 100,000 requests the aggregate costs tens of
+    milliseconds. 0 turns the cache off."""
+    seconds = settings.DSR_DASHBOARD_CACHE_SECONDS
+    if not seconds:
+        return monthly(today, months)
+    today = today or timezone.localdate()
+    key = f"dsr:dashboard:monthly:{today.isoformat()}:{months}"
+    rows = cache.get(key)
+    if rows is None:
+        rows = monthly(today, months)
+        cache.set(key, rows, seconds)
+    return rows
 
 
 def monthly(today=None, months=MONTHS):

@@ -17,6 +17,7 @@ os.environ.setdefault("DSR_HTTPS", "0")
 os.environ.setdefault("SITE_URL", "http://testserver")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 os.environ.setdefault("DSR_MANIFEST_STATIC", "0")
+os.environ.setdefault("DSR_DASHBOARD_CACHE_SECONDS", "0")
 os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 os.environ.setdefault("DSR_DATA_DIR", tempfile.mkdtemp(prefix="dsr-test-data-"))
 
