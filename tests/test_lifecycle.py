@@ -1,6 +1,7 @@
 """A request from submit to approved: the plan, approval links, the state machine."""
 
 import threading
+from pathlib import Path
 
 import pytest
 from django.core import mail
@@ -225,3 +226,32 @@ def test_concurrent_approvals_cannot_both_win_the_last_slot(
         action="status_changed", request_ref=request.reference, details__to="approved"
     )
     assert changes.count() == 1
+
+
+def test_scoping_failure_is_shown_and_can_be_retried(
+    client, azure, officer, approver, run_jobs, settings
+):
+    from requests_app.azure import configured_targets
+
+    request = make_request(officer, [azure.samples()["individual_symmetric"][0]])
+    good_targets = settings.DSR_AZURE_TARGETS
+    secret = next(Path(good_targets).parent.glob("demo-dps*.connstr"))
+    original = secret.read_text()
+    # The DPS key was rotated in Azure but not here: every call is refused with 401.
+    secret.write_text(original.replace("SharedAccessKey=", "SharedAccessKey=AAAA"))
+    configured_targets.cache_clear()
+    request = submit_and_plan(request, officer, run_jobs)
+    assert request.status == Status.PLANNING
+    assert "Unauthorized" in request.scoping_error
+    assert AuditEvent.objects.filter(action="scoping_failed").count() == 1
+    client.force_login(officer)
+    page = client.get(f"/requests/{request.reference}/").content.decode()
+    assert "Planning failed" in page and "Retry" in page
+
+    secret.write_text(original)
+    configured_targets.cache_clear()
+    response = client.post(f"/requests/{request.reference}/retry")
+    assert response.status_code == 302
+    run_jobs()
+    request.refresh_from_db()
+    assert request.status == Status.AWAITING_APPROVAL and request.scoping_error == ""
