@@ -16,6 +16,7 @@ from requests_app.archive import HANDLED_BY, NOT_REACHABLE, approvals, request_s
 from requests_app.artifacts import store_artifact
 from requests_app.models import Artifact, Operation, PlannedDevice
 from requests_app.models.audit import verify_chain
+from requests_app.pdf import pdf_text, start_document
 
 BLOCK_REPROVISIONING = "dps.block_reprovisioning"
 
@@ -196,21 +197,6 @@ def certificate_content(request):
 
 
 # --- PDF -------------------------------------------------------------------------------------
-def pdf_text(value):
-    """Latin-1 text for the core fonts: anything else (and control characters) as escapes."""
-    text = "" if value is None else str(value)
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if code == 10 or (32 <= code < 127) or (160 <= code < 256):
-            out.append(ch)
-        elif code < 256:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    return "".join(out)
 
 
 class _CertificatePdf(FPDF):
@@ -235,20 +221,7 @@ def render_pdf(content, json_sha256):
     request = content["request"]
     pdf = _CertificatePdf(format="A4")
     pdf.json_sha256, pdf.reference = json_sha256, request["reference"]
-    pdf.set_title(pdf_text(f"Deletion certificate {request['reference']}"))
-    pdf.set_creator("DSR portal")
-    pdf.set_auto_page_break(auto=True, margin=16)
-    pdf.add_page()
-
-    def heading(text, size=12):
-        pdf.ln(2)
-        pdf.set_font("Helvetica", "B", size)
-        pdf.multi_cell(0, 7, pdf_text(text), new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("Helvetica", size=9)
-
-    def line(text, indent=0):
-        pdf.set_x(pdf.l_margin + indent)
-        pdf.multi_cell(0, 4.5, pdf_text(text), new_x="LMARGIN", new_y="NEXT")
+    heading, line = start_document(pdf, f"Deletion certificate {request['reference']}")
 
     heading(f"Deletion certificate - {request['reference']}", 16)
     line(f"Generated {content['generated']}")

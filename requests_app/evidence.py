@@ -11,9 +11,10 @@ from django.utils import timezone
 from fpdf import FPDF
 
 from requests_app.artifacts import artifact_path
-from requests_app.certificate import pdf_text, verification_result
+from requests_app.certificate import verification_result
 from requests_app.models import Approval, Artifact, AuditEvent, Operation
 from requests_app.models.audit import verify_chain
+from requests_app.pdf import pdf_text, start_document
 
 
 def _when(value):
@@ -68,20 +69,7 @@ def render_evidence_pdf(request):
     generated = timezone.localtime().isoformat(timespec="seconds")
     pdf = _EvidencePdf(format="A4")
     pdf.reference, pdf.generated = request.reference, generated
-    pdf.set_title(pdf_text(f"Evidence report {request.reference}"))
-    pdf.set_creator("DSR portal")
-    pdf.set_auto_page_break(auto=True, margin=16)
-    pdf.add_page()
-
-    def heading(text, size=12):
-        pdf.ln(2)
-        pdf.set_font("Helvetica", "B", size)
-        pdf.multi_cell(0, 7, pdf_text(text), new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("Helvetica", size=9)
-
-    def line(text, indent=0):
-        pdf.set_x(pdf.l_margin + indent)
-        pdf.multi_cell(0, 4.5, pdf_text(text), new_x="LMARGIN", new_y="NEXT")
+    heading, line = start_document(pdf, f"Evidence report {request.reference}")
 
     heading(f"Evidence report - {request.reference}", 16)
     line(f"Generated {generated}")

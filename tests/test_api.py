@@ -33,12 +33,6 @@ def hubs(monkeypatch):
     monkeypatch.setattr(intake, "configured_hub_names", lambda: {HUB})
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    # The personas' passwords are not what these tests are about; PBKDF2 is most of their time.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def api(officer):
     """A client that sends the officer's token and enforces CSRF like a browser would."""

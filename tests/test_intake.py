@@ -28,12 +28,6 @@ def hubs(monkeypatch):
     monkeypatch.setattr(intake, "configured_hub_names", lambda: {HUB})
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    # The personas' passwords are not what these tests are about; PBKDF2 is most of their time.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def officer_client(client, officer):
     client.force_login(officer)
