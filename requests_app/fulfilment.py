@@ -124,8 +124,9 @@ class Runner:
             phase = current_phase(request)
             if phase is None:
                 # One worker writes the certificate and closes the request; the others wait
-                # for the status to change (or for the claim to expire if that worker died).
-                if request.claim("finish_claimed_until", settings.DSR_JOB_TIMEOUT):
+                # for the status to change, or for the claim to expire if that worker died (a
+                # second builder after a slow first one repeats work, never an effect).
+                if request.claim("finish_claimed_until", settings.DSR_LEASE_SECONDS):
                     finish(request)
                     return
                 time.sleep(0.5)
@@ -147,7 +148,7 @@ class Runner:
         """One worker builds the archive (claimed like a device); True when it is stored."""
         from requests_app.archive import build_export_archive
 
-        if not request.claim("archive_claimed_until", settings.DSR_JOB_TIMEOUT):
+        if not request.claim("archive_claimed_until", settings.DSR_LEASE_SECONDS):
             return False
         build_export_archive(request)
         # The archive holds the exported data now; the loose copies are not kept around.

@@ -2,10 +2,12 @@
 cancel. Views and the API call these; each one is a transaction with its audit events."""
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
 from requests_app import emails, roles
 from requests_app.azure import AzureError, TargetsError
@@ -67,11 +69,17 @@ def scope_job(request_id):
     request = DataRequest.objects.get(pk=request_id)
     if request.status != Status.PLANNING:
         return
-    if not request.claim("scoping_claimed_until", settings.DSR_JOB_TIMEOUT):
+    if not request.claim("scoping_claimed_until", settings.DSR_LEASE_SECONDS):
         return  # another worker is planning it right now
+
+    def heartbeat():
+        DataRequest.objects.filter(pk=request.pk).update(
+            scoping_claimed_until=timezone.now() + timedelta(seconds=settings.DSR_LEASE_SECONDS)
+        )
+
     try:
         clients = clients_for(request)
-        version = build_plan(request, clients)
+        version = build_plan(request, clients, heartbeat=heartbeat)
     except (AzureError, TargetsError, OSError) as exc:
         message = f"{exc.__class__.__name__}: {exc}"
         DataRequest.objects.filter(pk=request.pk).update(

@@ -9,6 +9,7 @@ so an approval is bound to exactly what the approver saw.
 
 import hashlib
 import json
+import time
 
 from django.db import transaction
 from django.utils import timezone
@@ -219,11 +220,17 @@ def plan_version(request, devices, operations):
     return hashlib.sha256(encoded).hexdigest()
 
 
-def build_plan(request, clients):
+def build_plan(request, clients, heartbeat=None):
     """Look everything up (read-only), then store devices and operations in one transaction.
-    Returns the plan version."""
+    Returns the plan version. ``heartbeat`` is called every few seconds (the caller's claim)."""
     group_indexes = {}
-    findings = [look_up(i, clients, group_indexes) for i in request.identifiers.all()]
+    findings = []
+    beat = time.monotonic()
+    for identifier in request.identifiers.all():
+        findings.append(look_up(identifier, clients, group_indexes))
+        if heartbeat is not None and time.monotonic() - beat > 5:
+            heartbeat()
+            beat = time.monotonic()
     with transaction.atomic():
         request.operations.all().delete()
         request.devices.all().delete()

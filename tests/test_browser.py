@@ -19,13 +19,12 @@ from tests.browser_helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
     LiveServer,
-    SharedDatabase,
     Worker,
-    migrated_sqlite_template,
     serve_simulator,
     shot,
 )
 from tests.conftest import PASSWORD, make_user
+from tests.shared_database import SharedDatabase, migrated_sqlite_template
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

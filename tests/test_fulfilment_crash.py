@@ -9,7 +9,6 @@ one back before pytest-django flushes it).
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from requests_app import reconcile, roles
 from requests_app.models import DataRequest, Operation, PlannedDevice, Status
 from tests.conftest import make_user
 from tests.lifecycle_helpers import make_request
+from tests.shared_database import SharedDatabase, migrated_sqlite_template
 from tests.test_fulfilment import (
     approve,
     assert_operations_recorded,
@@ -44,40 +44,12 @@ FINAL = [Operation.State.DONE, Operation.State.ALREADY_ABSENT, Operation.State.S
 @pytest.fixture
 def child_database(tmp_path):
     """The DATABASE_URL a child process must use to see this test's database."""
-    connection = connections["default"]
-    settings_dict = connection.settings_dict
-    if connection.vendor == "postgresql":
-        user = settings_dict["USER"] or ""
-        auth = user + (f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else "")
-        host = settings_dict["HOST"] or "127.0.0.1"
-        port = settings_dict["PORT"] or 5432
-        yield f"postgres://{auth}@{host}:{port}/{settings_dict['NAME']}"
-        return
-    assert connection.vendor == "sqlite"
-    path = tmp_path / "crash.sqlite3"
-    # Several processes write at once: wait for the lock (timeout) and take it at BEGIN
-    # (IMMEDIATE), or SQLite answers "database is locked" at once on a read-to-write upgrade.
-    options = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
-    url = f"sqlite:///{path}?timeout=30&transaction_mode=IMMEDIATE"
-    env = {**os.environ, "DATABASE_URL": url}
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
-    with sqlite3.connect(path) as db:
-        db.execute("PRAGMA journal_mode=WAL")
-    original = connection
-    swapped = original.__class__(
-        {**settings_dict, "NAME": str(path), "OPTIONS": options}, alias="default"
-    )
-    connections["default"] = swapped
+    sqlite = connections["default"].vendor == "sqlite"
+    database = SharedDatabase(tmp_path, migrated_sqlite_template(tmp_path) if sqlite else None)
     try:
-        yield url
+        yield database.url
     finally:
-        swapped.close()
-        connections["default"] = original
+        database.restore()
 
 
 class Workers:
@@ -230,23 +202,31 @@ def test_workers_killed_mid_erasure_nothing_lost_nothing_done_twice(crash_setup)
     approve(request, *approvers)
     workers.start(2)
     kills = 0
+    interrupted = set()  # operations a worker was in the middle of when it was killed
+    caught_mid_work = 0  # kills that left a lease or a RUNNING row behind
     for fraction in (0.15, 0.45, 0.75):
         target = int(total * fraction)
         wait_for(lambda t=target: finished_ops(request) >= t, 180, f"{target} operations")
         workers.kill_all()  # SIGKILL, mid-operation: leases and RUNNING rows are left behind
         kills += 1
-        running = request.operations.filter(state=Operation.State.RUNNING).count()
-        leased = request.devices.filter(lease_until__isnull=False).count()
-        assert running + leased >= 1
+        running = set(
+            request.operations.filter(state=Operation.State.RUNNING).values_list("pk", flat=True)
+        )
+        interrupted |= running
+        if running or request.devices.filter(lease_until__isnull=False).exists():
+            caught_mid_work += 1
         workers.start(2)
         # Nothing moves the dead worker's device until its lease expired and the reconciler ran.
         time.sleep(LEASE + 0.5)
         reconcile.reconcile()
     recover_until_done(request, workers, timeout=180)
     assert kills == 3
+    assert caught_mid_work >= 1  # (a kill may also land between two devices)
     assert_erased_once(request, sim, before, calls_before)
-    retried = request.operations.filter(attempt__gt=1).count()
-    assert retried >= 1  # the killed workers' operations were taken over
+    # Every operation a killed worker was in the middle of was taken over and run again (a
+    # kill can also land between two operations, when only the device lease is left).
+    attempts = dict(request.operations.filter(pk__in=interrupted).values_list("pk", "attempt"))
+    assert all(attempt >= 2 for attempt in attempts.values()), attempts
     assert time.monotonic() - started < 300  # ~40 s alone on SQLite
 
 
