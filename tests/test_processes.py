@@ -1,0 +1,66 @@
+"""`manage.py worker` and `manage.py scheduler`, the processes make run and docker-compose use."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from requests_app.queues import get_queue
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_worker_finishes_the_current_job_on_sigterm(tmp_path, redis_db):
+    marker = tmp_path / "done.txt"
+    job = get_queue("default").enqueue("tests.jobs.slow_write", str(marker), 3)
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "worker", "--name", f"sigterm-{os.getpid()}"],
+        cwd=ROOT,
+        env={**os.environ, "RQ_LOG_LEVEL": "WARNING"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while job.get_status(refresh=True) != "started" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert job.get_status() == "started"
+        worker.send_signal(signal.SIGTERM)
+        output, _ = worker.communicate(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, output
+    assert marker.read_text() == "finished"  # the job ran to its end before the worker left
+    assert job.get_status(refresh=True) == "finished"
+
+
+def test_worker_serves_every_portal_queue(redis_db, settings):
+    from requests_app.queues import worker
+
+    names = {queue.name for queue in worker().queues}
+    assert names == set(settings.RQ_QUEUE_NAMES) == {"default", "fulfilment"}
+
+
+@pytest.mark.django_db
+def test_scheduler_runs_each_task_once_per_interval(redis_db, capsys):
+    call_command("scheduler", "--once")
+    assert "ran: reconcile, reminders" in capsys.readouterr().out
+    call_command("scheduler", "--once")  # a second scheduler, or the next tick: nothing is due
+    assert "ran:" not in capsys.readouterr().out
+
+
+def test_jobs_are_serialized_as_json(redis_db):
+    """Job data in Redis is JSON (never pickle) and holds primary keys, not device IDs."""
+    import json
+    import zlib
+
+    job = get_queue("fulfilment").enqueue("requests_app.fulfilment.run_job", 42)
+    data = json.loads(zlib.decompress(redis_db.hget(f"rq:job:{job.id}", "data")))
+    assert data == ["requests_app.fulfilment.run_job", None, [42], {}]
