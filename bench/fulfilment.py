@@ -157,6 +157,11 @@ def make_request(officer, regs, hub_devices, kind):
 
 
 def plan_and_approve(request, officer, approvers):
+    plan(request, officer)
+    return approve(request, approvers)
+
+
+def plan(request, officer):
     from requests_app import lifecycle
     from requests_app.models import Status
 
@@ -165,6 +170,26 @@ def plan_and_approve(request, officer, approvers):
     request.refresh_from_db()
     if request.status != Status.AWAITING_APPROVAL:
         raise SystemExit(f"planning failed: {request.scoping_error}")
+    return request
+
+
+def wait_for_workers(n, timeout=60):
+    """Until n RQ workers are registered (started and listening), as in production."""
+    from rq import Worker
+
+    from requests_app.queues import redis_connection
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(Worker.all(connection=redis_connection())) >= n:
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"fewer than {n} workers registered after {timeout}s")
+
+
+def approve(request, approvers):
+    from requests_app import lifecycle
+
     for approver in approvers[: request.approvals_required]:
         lifecycle.decide(
             request,
@@ -254,14 +279,17 @@ def throughput(args, tmp):
     regs, hub_devices = pick(sim, args.devices)
     request = make_request(officer, regs, hub_devices, args.kind)
     t0 = time.monotonic()
-    request = plan_and_approve(request, officer, approvers)
+    request = plan(request, officer)
     planning = time.monotonic() - t0
     ops = request.operations.count()
-    calls_before = len(sim.calls)
-    # The planning spent the buckets: let them refill (10 s worth) so the run starts fresh.
-    time.sleep(10.5)
+    # Workers are running before the approval, as in production; the planning spent the
+    # buckets, so let them refill (10 s worth) while the workers start.
     workers = Workers(args.workers, tmp)
+    wait_for_workers(args.workers)
+    time.sleep(10.5)
+    calls_before = len(sim.calls)
     try:
+        request = approve(request, approvers)
         elapsed = run_until_final(request, workers, args.timeout)
     finally:
         workers.stop()
@@ -274,7 +302,12 @@ def throughput(args, tmp):
     failed_ops = request.operations.filter(state=Operation.State.FAILED).count()
     print(f"request {request.reference}: {args.kind} of {args.devices} devices, {ops} operations")
     print(f"  planning (in-process, not timed below): {planning:.1f}s")
-    print(f"  workers: {args.workers}, throttle scale: {args.scale}x Azure's rates")
+    from django.conf import settings
+
+    print(
+        f"  workers: {args.workers} (x {settings.DSR_WORKER_THREADS} threads), "
+        f"throttle scale: {args.scale}x Azure's rates"
+    )
     print("  bucket                                           calls   rate/s  min s")
     for host, kind, n, rate, seconds in rows:
         print(f"  {host + ' ' + kind:48} {n:6d} {rate:8.1f} {seconds:6.1f}")

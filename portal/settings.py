@@ -58,6 +58,7 @@ try:
     DSR_LEASE_SECONDS = envint("DSR_LEASE_SECONDS", 120, minimum=5)
     DSR_RECONCILE_SECONDS = envint("DSR_RECONCILE_SECONDS", 60, minimum=1)
     DSR_PARALLEL_JOBS = envint("DSR_PARALLEL_JOBS", 4, minimum=1)
+    DSR_WORKER_THREADS = envint("DSR_WORKER_THREADS", 4, minimum=1)
     DSR_DASHBOARD_CACHE_SECONDS = envint("DSR_DASHBOARD_CACHE_SECONDS", 300, minimum=0)
 except ConfigError as exc:
     sys.exit(f"configuration error: {exc}")

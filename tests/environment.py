@@ -18,6 +18,11 @@ os.environ.setdefault("SITE_URL", "http://testserver")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 os.environ.setdefault("DSR_MANIFEST_STATIC", "0")
 os.environ.setdefault("DSR_DASHBOARD_CACHE_SECONDS", "0")
+if not os.environ.get("DATABASE_URL"):
+    # SQLite's in-memory test database is shared between threads with table locks that fail
+    # at once instead of waiting: jobs drained in this process run one device at a time.
+    # Workers started as subprocesses (file database or PostgreSQL) get threads again.
+    os.environ.setdefault("DSR_WORKER_THREADS", "1")
 os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 os.environ.setdefault("DSR_DATA_DIR", tempfile.mkdtemp(prefix="dsr-test-data-"))
 

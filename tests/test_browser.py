@@ -91,6 +91,7 @@ def stack(transactional_db, sqlite_template, redis_db, settings, tmp_path):
             "SITE_URL": server.url,
             "EMAIL_BACKEND": OUTBOX_BACKEND,
             "DSR_DEV_OUTBOX": "0",
+            "DSR_WORKER_THREADS": "4",  # as in production (the file database is shared)
             "RQ_LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
         }

@@ -103,6 +103,7 @@ def crash_setup(child_database, serve_simulator, settings, tmp_path, redis_db): 
         "DATABASE_URL": child_database,
         "DSR_AZURE_TARGETS": str(sim.targets_path),
         "DSR_LEASE_SECONDS": str(LEASE),
+        "DSR_WORKER_THREADS": "4",  # several devices in flight per worker, as in production
         "DSR_DATA_DIR": str(django_settings.DSR_DATA_DIR),
         "RQ_LOG_LEVEL": "WARNING",
     }
