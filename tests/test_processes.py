@@ -48,7 +48,9 @@ def test_worker_serves_every_portal_queue(redis_db, settings):
     assert names == set(settings.RQ_QUEUE_NAMES) == {"default", "fulfilment"}
 
 
-@pytest.mark.django_db
+# transaction=True: the scheduler calls close_old_connections() like a long-running process,
+# which closes a connection found inside a test's wrapping transaction.
+@pytest.mark.django_db(transaction=True)
 def test_scheduler_runs_each_task_once_per_interval(redis_db, capsys):
     call_command("scheduler", "--once")
     assert "ran: reconcile, reminders" in capsys.readouterr().out
