@@ -19,7 +19,9 @@ run: install
 	@mkdir -p var
 	DEBUG=1 DSR_DEV_OUTBOX=1 $(BIN)/python manage.py devstack
 
+# bin/ensure-browser gets a Chromium for the browser tests when there is none (apt where root).
 test: install
+	@bin/ensure-browser $(BIN)/playwright
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

@@ -9,6 +9,7 @@ that the test thread, every server thread and the worker open by name; on Postgr
 them use pytest-django's ``test_<name>`` database (committed data: the tests are transactional).
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,7 +19,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
+def chromium_path():
+    """Debian's Chromium (or DSR_CHROMIUM); None means Playwright's own download, which
+    ``bin/ensure-browser`` (run by ``make test``) falls back to where apt is not available."""
+    for candidate in (os.environ.get("DSR_CHROMIUM"), "/usr/bin/chromium"):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    return None
+
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -97,6 +106,37 @@ def serve_simulator(directory, throttle_scale=60):
     server = serve(sim)
     path = write_targets(sim, Path(directory) / "azure" / "targets.toml", server.url)
     return sim, server, path
+
+
+@contextlib.contextmanager
+def launched_browser():
+    """One Chromium, for a module's ``browser`` fixture. Playwright's sync API leaves an event
+    loop running in this thread, so Django would refuse ORM calls as "async unsafe" while it is
+    up: allowed here, for as long as the browser runs."""
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    playwright = sync_playwright().start()
+    try:
+        try:
+            chromium = playwright.chromium.launch(
+                executable_path=chromium_path(), args=CHROMIUM_ARGS
+            )
+        except PlaywrightError as exc:
+            raise AssertionError(
+                "no Chromium to drive: run `make test` (bin/ensure-browser installs Debian's "
+                f"chromium) or `apt-get install chromium`. Playwright said: {exc}"
+            ) from None
+        yield chromium
+        chromium.close()
+    finally:
+        playwright.stop()
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 def shot(page, name, full_page=True):

@@ -16,10 +16,9 @@ from django.utils import timezone
 
 from requests_app import roles
 from tests.browser_helpers import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     LiveServer,
     Worker,
+    launched_browser,
     serve_simulator,
     shot,
 )
@@ -34,27 +33,9 @@ SIDEWAYS = "document.documentElement.scrollWidth - document.documentElement.clie
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    """One Chromium per module. Playwright's sync API leaves an event loop running in this
-    thread, so Django would refuse ORM calls as "async unsafe" while it is up: allowed here,
-    for this module only."""
-    from playwright.sync_api import sync_playwright
-
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    playwright = sync_playwright().start()
-    try:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+def browser():
+    with launched_browser() as chromium:
         yield chromium
-        chromium.close()
-    finally:
-        playwright.stop()
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture(scope="module")
