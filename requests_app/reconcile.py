@@ -10,7 +10,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
@@ -29,13 +29,29 @@ LIVE = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
 
 def release_expired_leases(now=None):
+    """Hand back work whose worker stopped renewing its lease, and put the loss on each
+    request's timeline ("worker lost; resumed by the reconciler", with the time lost: from the
+    last renewal the dead worker made to now). Returns (operations, devices) released."""
     now = now or timezone.now()
-    ops = Operation.objects.filter(state=Operation.State.RUNNING, lease_until__lt=now).update(
-        state=Operation.State.PENDING, claimed_by="", lease_until=None
-    )
-    devices = PlannedDevice.objects.filter(lease_until__lt=now).update(
-        claimed_by="", lease_until=None
-    )
+    expired_ops = Operation.objects.filter(state=Operation.State.RUNNING, lease_until__lt=now)
+    expired_devices = PlannedDevice.objects.filter(lease_until__lt=now)
+    last_renewal = {}
+    for rows in (expired_ops, expired_devices):
+        for row in rows.values("request_id").annotate(until=Max("lease_until")):
+            seen = last_renewal.get(row["request_id"])
+            last_renewal[row["request_id"]] = max(row["until"], seen or row["until"])
+    ops = expired_ops.update(state=Operation.State.PENDING, claimed_by="", lease_until=None)
+    devices = expired_devices.update(claimed_by="", lease_until=None)
+    lease = timedelta(seconds=settings.DSR_LEASE_SECONDS)
+    for request in DataRequest.objects.filter(pk__in=last_renewal):
+        until = last_renewal[request.pk]
+        AuditEvent.record(
+            "work_resumed",
+            request=request,
+            status=request.status,
+            lease_expired_at=until.isoformat(),
+            lost_seconds=round((now - (until - lease)).total_seconds()),
+        )
     return ops, devices
 
 

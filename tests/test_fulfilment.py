@@ -8,11 +8,13 @@ the portal's rows, artifacts, emails and audit trail, and the simulator's state 
 import json
 import zipfile
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
 from django.core import mail
+from django.utils import timezone
 
 from requests_app import fulfilment, lifecycle, reconcile
 from requests_app.models import (
@@ -595,3 +597,35 @@ def test_reconciler_enqueues_an_approval_whose_job_was_lost(
     request.refresh_from_db()
     assert request.status == Status.COMPLETED
     assert DataRequest.objects.get(pk=request.pk).artifacts.count() == 1
+
+
+def test_a_lost_worker_and_its_recovery_are_on_the_timeline(
+    azure, officer, approver, run_jobs, redis_db
+):
+    """A lease that expired (its worker died) is handed back, and the request's timeline says
+    so: when, and how long the work stood still (from the dead worker's last renewal)."""
+    request = plan(
+        make_request(officer, azure.samples()["individual_symmetric"][:2]), officer, run_jobs
+    )
+    approve(request, approver)
+    op = request.operations.order_by("seq").first()
+    now = timezone.now()
+    # What a SIGKILLed worker leaves: its operation RUNNING, its lease renewed 200 s ago.
+    renewed = now - timedelta(seconds=200)
+    lease_until = renewed + timedelta(seconds=django_settings.DSR_LEASE_SECONDS)
+    Operation.objects.filter(pk=op.pk).update(
+        state=Operation.State.RUNNING, claimed_by="dead-worker", lease_until=lease_until
+    )
+    request.devices.filter(pk=op.device_id).update(
+        claimed_by="dead-worker", lease_until=lease_until
+    )
+    assert reconcile.release_expired_leases(now) == (1, 1)
+    event = AuditEvent.objects.get(action="work_resumed", request_ref=request.reference)
+    assert event.details["lost_seconds"] == 200
+    assert event.details["lease_expired_at"] == lease_until.isoformat()
+    # Nothing expired any more: a second pass records nothing.
+    assert reconcile.release_expired_leases(now) == (0, 0)
+    assert AuditEvent.objects.filter(action="work_resumed").count() == 1
+    run_jobs()
+    request.refresh_from_db()
+    assert request.status == Status.COMPLETED

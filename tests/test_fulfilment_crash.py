@@ -20,7 +20,7 @@ from django.conf import settings as django_settings
 from django.db import connections
 
 from requests_app import reconcile, roles
-from requests_app.models import DataRequest, Operation, PlannedDevice, Status
+from requests_app.models import AuditEvent, DataRequest, Operation, PlannedDevice, Status
 from tests.conftest import make_user
 from tests.lifecycle_helpers import make_request
 from tests.shared_database import SharedDatabase, migrated_sqlite_template
@@ -228,6 +228,10 @@ def test_workers_killed_mid_erasure_nothing_lost_nothing_done_twice(crash_setup)
     # kill can also land between two operations, when only the device lease is left).
     attempts = dict(request.operations.filter(pk__in=interrupted).values_list("pk", "attempt"))
     assert all(attempt >= 2 for attempt in attempts.values()), attempts
+    # Each takeover is on the request's timeline with the time the dead worker cost.
+    resumed = AuditEvent.objects.filter(action="work_resumed", request_ref=request.reference)
+    assert resumed.count() >= caught_mid_work
+    assert all(e.details["lost_seconds"] >= LEASE for e in resumed), [e.details for e in resumed]
     assert time.monotonic() - started < 300  # ~40 s alone on SQLite
 
 
