@@ -17,7 +17,9 @@ try:
         # Stable across the dev processes (web signs links the worker's emails carry); DEBUG only.
         SECRET_KEY = "dev-only-key-DEBUG-is-on-never-in-production-0123456789"  # noqa: S105
     ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
-    SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+    # Absolute links in emails. Unset, it follows PORT (what `make run` serves on).
+    SITE_URL = envstr("SITE_URL", f"http://127.0.0.1:{envint('PORT', 8000, minimum=1)}")
+    SITE_URL = SITE_URL.rstrip("/")
     if not SITE_URL.startswith(("http://", "https://")):
         raise ConfigError(f"SITE_URL: must start with http:// or https://, got {SITE_URL!r}")
     HTTPS = envbool("DSR_HTTPS", not DEBUG)
@@ -48,6 +50,10 @@ try:
     SERVER_EMAIL = DEFAULT_FROM_EMAIL
     # Dev mode only: mail is kept in the database and shown at /dev/outbox/.
     DSR_DEV_OUTBOX = envbool("DSR_DEV_OUTBOX", False)
+    # Set by `make run` for its children: where the web is served (system check dsr.W002)
+    # and the simulator's sample identifiers the intake form offers.
+    DSR_DEV_SERVING = envstr("DSR_DEV_SERVING")
+    DSR_DEV_SAMPLES = envstr("DSR_DEV_SAMPLES")
     DSR_DATA_DIR = Path(envstr("DSR_DATA_DIR", str(BASE_DIR / "var" / "data")))
     DSR_AZURE_TARGETS = envstr("DSR_AZURE_TARGETS")
     ERASURE_APPROVALS_REQUIRED = envint("ERASURE_APPROVALS_REQUIRED", 2, minimum=1)

@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_check(**env_overrides):
-    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+    unset = {"SECRET_KEY", "DEBUG", "SITE_URL", "PORT", "DSR_DEV_SERVING"}
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update(env_overrides)
     return subprocess.run(
         [sys.executable, "manage.py", "check"],
@@ -60,3 +61,44 @@ def test_secret_may_come_from_a_file(tmp_path):
 def test_debug_runs_without_a_key():
     result = run_check(DEBUG="1")
     assert result.returncode == 0, result.stderr
+
+
+def print_setting(name, **env_overrides):
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "SITE_URL", "PORT"}}
+    env.update(env_overrides)
+    code = f"from django.conf import settings; print(settings.{name})"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_site_url_follows_port_unless_set():
+    assert print_setting("SITE_URL", DEBUG="1", PORT="8811") == "http://127.0.0.1:8811"
+    assert print_setting("SITE_URL", DEBUG="1") == "http://127.0.0.1:8000"
+    assert (
+        print_setting("SITE_URL", DEBUG="1", PORT="8811", SITE_URL="https://dsr.example.org/")
+        == "https://dsr.example.org"
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "warned"),
+    [
+        ({"SITE_URL": "http://127.0.0.1:8000", "DSR_DEV_SERVING": "http://127.0.0.1:8811"}, True),
+        ({"SITE_URL": "http://localhost:8811", "DSR_DEV_SERVING": "http://127.0.0.1:8811"}, False),
+        ({"SITE_URL": "http://127.0.0.1:8000", "PORT": "8811"}, True),
+        ({"PORT": "8811"}, False),  # SITE_URL follows PORT
+        ({"SITE_URL": "https://dsr.example.org"}, False),  # nothing says what is served
+    ],
+)
+def test_debug_warns_when_site_url_is_not_what_is_served(env, warned):
+    result = run_check(DEBUG="1", **env)
+    assert result.returncode == 0, result.stderr
+    assert ("dsr.W002" in result.stderr) is warned, result.stderr
