@@ -28,8 +28,23 @@ class IntakeForm(forms.Form):
     received_at = forms.DateField(
         label="Received on",
         initial=timezone.localdate,
-        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-        help_text="The day the data subject's request reached you; the deadline counts from it.",
+        input_formats=["%Y-%m-%d"],
+        # A text input: a date input shows the browser's locale format (mm/dd/yyyy), while the
+        # portal writes every date as YYYY-MM-DD.
+        widget=forms.DateInput(
+            attrs={
+                "pattern": r"\d{4}-\d{2}-\d{2}",
+                "placeholder": "YYYY-MM-DD",
+                "inputmode": "numeric",
+                "autocomplete": "off",
+            },
+            format="%Y-%m-%d",
+        ),
+        error_messages={"invalid": "Enter the date as YYYY-MM-DD, e.g. 2026-03-31."},
+        help_text=(
+            "YYYY-MM-DD. The day the data subject's request reached you; the deadline counts "
+            "from it."
+        ),
     )
     subject_reference = forms.CharField(
         max_length=200,

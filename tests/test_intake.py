@@ -69,6 +69,43 @@ def csv_file(content, name="ids.csv"):
 # --- the page --------------------------------------------------------------------------------
 
 
+def test_dates_are_entered_as_iso_text(officer_client):
+    """A date input would show the browser's mm/dd/yyyy; the portal writes YYYY-MM-DD."""
+    page = officer_client.get(URL).content.decode()
+    assert 'placeholder="YYYY-MM-DD"' in page and 'type="date"' not in page
+    response = submit(officer_client, received_at="03/31/2026")
+    assert errors(response, "received_at") == ["Enter the date as YYYY-MM-DD, e.g. 2026-03-31."]
+    assert_nothing_stored()
+
+
+def test_dev_mode_offers_the_simulators_sample_ids(officer_client, settings, tmp_path):
+    from requests_app import devsamples
+    from simulator.app import Simulator
+    from simulator.server import serve
+
+    sim = Simulator(seed=1, devices=20)
+    server = serve(sim)
+    try:
+        devsamples.write(tmp_path / "samples.json", server.url)
+    finally:
+        server.shutdown()
+    settings.DSR_DEV_SAMPLES = str(tmp_path / "samples.json")
+    settings.DEBUG = False
+    assert "dev-samples" not in officer_client.get(URL).content.decode()  # never in production
+    settings.DEBUG = True
+    page = officer_client.get(URL).content.decode()
+    samples = sim.samples()
+    assert samples["individual_symmetric"][0] in page
+    hub_only = samples["hub_only"][0]
+    hub = next(
+        h
+        for h, s in sim.state()["hubs"].items()
+        if any(d["deviceId"] == hub_only for d in s["devices"])
+    )
+    assert f"{hub_only}@{hub}" in page  # hub-only devices are written device@hub
+    assert "Provisioned through an enrollment group" in page
+
+
 def test_form_defaults(officer_client):
     response = officer_client.get(URL)
     assert response.status_code == 200

@@ -6,7 +6,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from requests_app import roles
+from requests_app import devsamples, roles
 from requests_app.forms_intake import IntakeForm
 
 
@@ -29,4 +29,8 @@ def request_create(request):
             return redirect(created)
     else:
         form = IntakeForm()
-    return render(request, "requests_app/request_form.html", {"form": form})
+    return render(
+        request,
+        "requests_app/request_form.html",
+        {"form": form, "dev_samples": devsamples.read()},
+    )
