@@ -1,4 +1,5 @@
-"""The simulator as one WSGI application: DPS and IoT Hub service APIs routed by Host header.
+"""The simulator as one WSGI application: DPS and IoT Hub service APIs routed by Host header,
+and the Entra ID sign-in stand-in (``simulator.entra``) on every other host.
 
 Per API request, in order: unknown host → 404; injected latency; an injected drop (before any
 effect); an injected 500/503 (before any effect); api-version; authorization; throttling; the
@@ -10,6 +11,10 @@ transport, and as it subclasses ``httpx.RemoteProtocolError`` the client sees th
 answer (``simulator.server`` turns the exception into exactly that).
 
 ``/_sim/...`` on any host is the introspection API: never faulted, throttled or authenticated.
+Entra's endpoints are not faulted or throttled either (the fault settings are Azure's), nor
+recorded in ``calls`` (``sim.entra.calls`` has them).
+
+With ``state_file`` the mutable state survives restarts (``simulator.persist``).
 """
 
 import copy
@@ -20,9 +25,12 @@ import time
 import urllib.parse
 import uuid
 
-from . import auth, dps, hub, seed
+from . import auth, dps, hub, introspect, seed
+from .entra import Entra
+from .entra import endpoints as entra_endpoints
 from .errors import DPS, HUB, ApiError, SimulatedDrop
-from .hosts import ALL_HOSTS, DPS_HOSTS, HUB_HOSTS
+from .hosts import ALL_HOSTS, DPS_HOSTS, ENTRA_HOST, HUB_HOSTS
+from .persist import StateFile, encode
 from .request import Request, Response
 from .throttle import TokenBucket, per_minute, retry_after_header
 
@@ -35,9 +43,14 @@ FAULT_DEFAULTS = {
     "throttle_scale": None,
     "retry_after": False,
 }
+# Methods whose success changes the state (every POST of both APIs is a read: query,
+# attestationmechanism).
+MUTATING = {"PUT", "PATCH", "DELETE"}
 STATUS_TEXT = {
     200: "OK",
     204: "No Content",
+    302: "Found",
+    303: "See Other",
     400: "Bad Request",
     401: "Unauthorized",
     404: "Not Found",
@@ -63,6 +76,9 @@ class Simulator:
         sleep=time.sleep,
         clock=time.monotonic,
         log=None,
+        entra_redirect_uris=(),
+        state_file=None,
+        reset_state=False,
         **faults,
     ):
         self.seed = seed
@@ -76,19 +92,69 @@ class Simulator:
         self._lock = threading.RLock()
         self._initial_faults = dict(FAULT_DEFAULTS, throttle_scale=throttle_scale)
         self._initial_faults.update(self._checked_faults(faults))
-        self.reset()
+        self.entra = Entra(seed, entra_redirect_uris)
+        self.state_notice = None
+        self._persist = None
+        if state_file is None:
+            self.reset()
+            return
+        self._persist = StateFile(state_file)
+        if reset_state:
+            loaded = None
+            self.state_notice = f"--reset-state: seeded fresh, replacing {state_file}."
+        else:
+            loaded, self.state_notice = self._persist.load(seed, devices)
+        if loaded is None:
+            self.reset()
+        else:
+            self._restore(*loaded)
+        self._persist.start(self._snapshot)
 
     # -- public Python interface -------------------------------------------------------------
 
     def reset(self):
-        """Back to the seeded state: data, calls, fault settings, random stream and buckets."""
+        """Back to the seeded state: data, calls, fault settings, random stream and buckets,
+        and Entra's codes, sessions and hooks. Written to the state file when there is one."""
         with self._lock:
             self.etags = seed.Etags()
             self._state, self._samples = seed.build(self.seed, self.devices, self.etags)
-            self._calls = []
-            self._faults = dict(self._initial_faults)
-            self._rng = random.Random(self.seed)
-            self._buckets = {}
+            self._reset_runtime()
+            if self._persist is not None:
+                self._persist.write(self._snapshot())
+
+    def _reset_runtime(self):
+        self._calls = []
+        self._faults = dict(self._initial_faults)
+        self._rng = random.Random(self.seed)
+        self._buckets = {}
+        self.entra.reset()
+
+    def _restore(self, state, etag_counter, samples, entra_keys):
+        with self._lock:
+            self.etags = seed.Etags()
+            self.etags.counter = etag_counter
+            self._state, self._samples = state, samples
+            self._reset_runtime()
+            if entra_keys:
+                self.entra.import_keys(entra_keys)
+
+    def _snapshot(self):
+        """The state file's text, taken under the lock so it is consistent."""
+        with self._lock:
+            data = encode(
+                self.seed,
+                self.devices,
+                self._state,
+                self.etags.counter,
+                self._samples,
+                self.entra.export_keys(),
+            )
+            return json.dumps(data, separators=(",", ":"))
+
+    def close(self):
+        """Write any pending state and stop the background saver (no-op without a file)."""
+        if self._persist is not None:
+            self._persist.close()
 
     def connection_string(self, host, policy=None):
         """A SAS connection string for ``host`` (owner policy unless ``policy`` is given)."""
@@ -97,8 +163,13 @@ class Simulator:
     def policy_key(self, host, policy):
         return auth.derive_key(self.seed, host, policy)
 
-    def samples(self):
-        return copy.deepcopy(self._samples)
+    def samples(self, present=False):
+        """The seeded sample IDs by category (see ``simulator.introspect``); ``present=True``
+        keeps only those that still exist (an enrollment, a registration or a hub device)."""
+        with self._lock:
+            if present:
+                return introspect.present_samples(self._samples, self._state)
+            return copy.deepcopy(self._samples)
 
     @property
     def calls(self):
@@ -120,30 +191,9 @@ class Simulator:
             return dict(self._faults)
 
     def state(self):
+        """Every resource of every host, as ``GET /_sim/state`` shows it."""
         with self._lock:
-            result = {"dps": {}, "hubs": {}}
-            for host, data in self._state["dps"].items():
-                result["dps"][host] = {
-                    "enrollments": [data["enrollments"][k] for k in sorted(data["enrollments"])],
-                    "enrollmentGroups": [data["groups"][k] for k in sorted(data["groups"])],
-                    "registrations": [
-                        dict(r["state"], enrollmentGroupId=r["group"])
-                        for _, r in sorted(data["registrations"].items())
-                    ],
-                }
-            for host, data in self._state["hubs"].items():
-                result["hubs"][host] = {
-                    "devices": [data["devices"][k] for k in sorted(data["devices"])],
-                    "twins": [data["twins"][k] for k in sorted(data["twins"])],
-                    "modules": [
-                        m
-                        for d in sorted(data["modules"])
-                        for _, m in sorted(data["modules"][d].items())
-                    ],
-                    "moduleTwins": [data["module_twins"][k] for k in sorted(data["module_twins"])],
-                    "jobs": [j for d in sorted(data["jobs"]) for j in data["jobs"][d]],
-                }
-            return copy.deepcopy(result)
+            return copy.deepcopy(introspect.state_view(self._state))
 
     def hub_tier(self, host):
         return self.hub_tiers.get(host, ("S1", 1))
@@ -153,11 +203,7 @@ class Simulator:
     def __call__(self, environ, start_response):
         response = self.handle(environ)
         status = f"{response.status} {STATUS_TEXT.get(response.status, 'Status')}"
-        if response.status == 204 or response.body is None:
-            payload = b""
-        else:
-            payload = json.dumps(response.body).encode()
-            response.headers["Content-Type"] = "application/json; charset=utf-8"
+        payload = response.payload()
         response.headers["Content-Length"] = str(len(payload))
         start_response(status, list(response.headers.items()))
         return [payload]
@@ -168,15 +214,12 @@ class Simulator:
         path = environ.get("PATH_INFO", "") or "/"
         query = dict(urllib.parse.parse_qsl(environ.get("QUERY_STRING", "")))
         request_id = str(uuid.uuid4())
+        body = self._body(environ)
+        base_url = self._base_url(environ)
         if path.startswith("/_sim/"):
-            response = self._introspect(method, path, query, self._body(environ))
+            response = introspect.introspect(self, method, path, query, body, base_url)
             response.headers["x-ms-request-id"] = request_id
             return response
-        if host not in ALL_HOSTS:
-            response = Response(404, {"Message": f"Unknown host '{host}'."})
-            response.headers["x-ms-request-id"] = request_id
-            return response
-        service = DPS if host in DPS_HOSTS else HUB
         headers = {
             key[5:].replace("_", "-").lower(): value
             for key, value in environ.items()
@@ -185,7 +228,16 @@ class Simulator:
         for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
             if environ.get(key):
                 headers[key.replace("_", "-").lower()] = environ[key]
-        req = Request(self, host, method, path, query, headers, self._body(environ))
+        if host == ENTRA_HOST or host not in ALL_HOSTS:
+            response = entra_endpoints.handle(
+                self.entra, method, base_url, path, environ.get("QUERY_STRING", ""), headers, body
+            )
+            if response is None:
+                response = Response(404, {"Message": f"Unknown host '{host}'."})
+            response.headers["x-ms-request-id"] = request_id
+            return response
+        service = DPS if host in DPS_HOSTS else HUB
+        req = Request(self, host, method, path, query, headers, body)
         plan = self._draw_faults()
         if plan["latency"] > 0:
             self._sleep(plan["latency"])
@@ -207,6 +259,19 @@ class Simulator:
         return response
 
     # -- internals --------------------------------------------------------------------------
+
+    def state_changed(self):
+        """Have the state file written soon (after a mutation, or Entra's keys changed)."""
+        if self._persist is not None:
+            self._persist.mark_dirty()
+
+    @staticmethod
+    def _base_url(environ):
+        """Scheme and host as the client addressed us (for Entra's endpoint URLs)."""
+        host = environ.get("HTTP_HOST")
+        if not host:
+            host = f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
+        return f"{environ.get('wsgi.url_scheme', 'http')}://{host}"
 
     @staticmethod
     def _body(environ):
@@ -261,7 +326,10 @@ class Simulator:
         with self._lock:
             self._throttle(req.host, kind)
             state = self._state["dps" if service == DPS else "hubs"][req.host]
-            return handler(req, state, *args)
+            response = handler(req, state, *args)
+            if req.method in MUTATING:
+                self.state_changed()
+            return response
 
     def _throttle(self, host, kind):
         scale = self._faults["throttle_scale"]
@@ -297,27 +365,3 @@ class Simulator:
             self._calls.append(call)
         if self._log:
             self._log(f"{method} {host}{path} -> {status or fault}")
-
-    def _introspect(self, method, path, query, body):
-        try:
-            if path == "/_sim/state" and method == "GET":
-                return Response(200, self.state())
-            if path == "/_sim/calls" and method == "GET":
-                since = int(query.get("since", "0"))
-                calls = self.calls
-                return Response(200, {"calls": calls[since:], "next": len(calls)})
-            if path == "/_sim/samples" and method == "GET":
-                return Response(200, self.samples())
-            if path == "/_sim/reset" and method == "POST":
-                self.reset()
-                return Response(200, {"reset": True})
-            if path == "/_sim/faults" and method == "GET":
-                return Response(200, self.faults)
-            if path == "/_sim/faults" and method == "POST":
-                settings = json.loads(body or b"{}")
-                if not isinstance(settings, dict):
-                    raise ValueError("expected a JSON object")
-                return Response(200, self.set_faults(**settings))
-        except (ValueError, TypeError) as error:
-            return Response(400, {"error": str(error)})
-        return Response(404, {"error": f"No simulator endpoint {method} {path}."})

@@ -11,3 +11,5 @@ HUB_HOSTS = (HUB1_HOST, HUB2_HOST, OTHER_HUB_HOST)
 # Hubs a device provisioned through the demo DPS is spread across.
 LINKED_HUBS = (HUB1_HOST, HUB2_HOST)
 ALL_HOSTS = DPS_HOSTS + HUB_HOSTS
+# The Entra ID sign-in stand-in answers here and on every host not listed above.
+ENTRA_HOST = "login.microsoftonline.com"

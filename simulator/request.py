@@ -5,6 +5,7 @@ import base64
 import hashlib
 import json
 import re
+import urllib.parse
 
 from .errors import ApiError
 
@@ -15,10 +16,35 @@ MAX_PAGE = 1000
 
 
 class Response:
-    def __init__(self, status=200, body=None, headers=None):
+    """What a handler returns. ``body`` is JSON-encoded by the WSGI layer, as both Azure
+    services answer; ``raw`` (bytes, with ``content_type``) is sent as it is, for the Entra
+    stand-in's HTML pages and redirects."""
+
+    def __init__(self, status=200, body=None, headers=None, raw=None, content_type=None):
         self.status = status
         self.body = body
         self.headers = dict(headers or {})
+        self.raw = raw
+        self.content_type = content_type
+
+    @classmethod
+    def html(cls, text, status=200, headers=None):
+        return cls(status, None, headers, text.encode(), "text/html; charset=utf-8")
+
+    @classmethod
+    def redirect(cls, location, status=302, headers=None):
+        return cls(status, None, dict(headers or {}, Location=location), b"", None)
+
+    def payload(self):
+        """The bytes to send, setting Content-Type to match."""
+        if self.raw is not None:
+            if self.content_type:
+                self.headers["Content-Type"] = self.content_type
+            return self.raw
+        if self.status == 204 or self.body is None:
+            return b""
+        self.headers["Content-Type"] = "application/json; charset=utf-8"
+        return json.dumps(self.body).encode()
 
 
 class Request:
@@ -60,6 +86,15 @@ class Request:
         if value.startswith("W/"):
             value = value[2:]
         return value.strip('"')
+
+
+def parse_form(content_type, raw_body):
+    """An application/x-www-form-urlencoded body as a dict (the last value of a repeated name
+    wins); {} for any other content type."""
+    if content_type.split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+        return {}
+    text = raw_body.decode("utf-8", errors="replace")
+    return dict(urllib.parse.parse_qsl(text, keep_blank_values=True))
 
 
 def etag_matches(condition, etag):

@@ -46,6 +46,12 @@ class _RequestHandler(WSGIRequestHandler):
         handler.request_handler = self
         handler.run(self.server.get_app())
 
+    def get_environ(self):
+        environ = super().get_environ()
+        if self.server.ssl_context is not None:
+            environ["HTTPS"] = "on"  # so wsgi.url_scheme says https (Entra's endpoint URLs)
+        return environ
+
     def log_message(self, format, *args):
         if self.server.verbose:
             super().log_message(format, *args)

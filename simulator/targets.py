@@ -3,6 +3,7 @@
 The TOML file lists the demo DPS instance and both demo hubs (not ``other-hub``, so the portal
 meets a registration whose hub is not configured). Connection strings go into ``*.connstr``
 files beside it, readable by the owner only, referenced by ``connection_string_file``.
+``write_entra_env`` writes the Entra sign-in settings (``entra.env``) the same way.
 """
 
 import os
@@ -45,5 +46,23 @@ def write_targets(sim, path, endpoint):
     header = "# Azure targets served by the local simulator (manage.py azuresim).\n\n"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(header + "\n\n".join(blocks) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def write_entra_env(sim, path, authority):
+    """Write ``path`` (mode 0600): the settings that point the portal's "Sign in with
+    Microsoft" at the simulator's Entra stand-in reachable at ``authority``."""
+    entra = sim.entra
+    lines = [
+        f"DSR_OIDC_AUTHORITY={authority.rstrip('/')}",
+        f"DSR_OIDC_TENANT={entra.tenant_id}",
+        f"DSR_OIDC_CLIENT_ID={entra.client_id}",
+        f"DSR_OIDC_CLIENT_SECRET={entra.client_secret}",
+    ]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    _write_private(tmp, "\n".join(lines) + "\n")
     os.replace(tmp, path)
     return path

@@ -17,7 +17,7 @@ class Command(BaseCommand):
         names = [
             "bind", "seed", "devices", "tls_cert", "tls_key", "latency_ms", "jitter_ms",
             "fault_rate", "drop_rate", "drop_after_rate", "throttle_scale", "retry_after",
-            "write_targets", "verbose",
+            "write_targets", "verbose", "entra_redirect_uri", "state_file", "reset_state",
         ]  # fmt: skip
         settings = type("Options", (), {name: options[name] for name in names})
         cli.run(settings, self.stdout)
