@@ -20,5 +20,7 @@ RUN pip install -c constraints.txt . \
 USER dsr
 VOLUME ["/data"]
 EXPOSE 8000
+# The access log goes through portal.logging.RedactingGunicornLogger: no approval token in it.
 CMD ["gunicorn", "portal.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "60", \
+     "--logger-class", "portal.logging.RedactingGunicornLogger", \
      "--access-logfile", "-"]

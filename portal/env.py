@@ -56,6 +56,31 @@ def envlist(name, default=()):
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def envchoices(name, default, allowed):
+    """A comma-separated list whose every item is one of ``allowed`` (lower-cased)."""
+    values = [item.lower() for item in envlist(name, default)]
+    unknown = [item for item in values if item not in allowed]
+    if unknown:
+        raise ConfigError(
+            f"{name}: unknown value {unknown[0]!r}; use a comma-separated list of "
+            f"{', '.join(sorted(allowed))}"
+        )
+    return values
+
+
+def envnetworks(name):
+    """A comma-separated list of IP addresses or networks (``10.0.0.0/8``), as strings."""
+    import ipaddress
+
+    values = envlist(name, [])
+    for item in values:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} is not an IP address or network") from None
+    return values
+
+
 PLACEHOLDER_KEYS = {"", "change-me", "changeme", "secret", "replace-me", "please-change-me"}
 
 

@@ -1,11 +1,21 @@
 """Django settings, every value read from the environment (see .env.example and the README)."""
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 
-from portal.env import ConfigError, check_secret_key, envbool, envint, envlist, envstr
+from portal.env import (
+    ConfigError,
+    check_secret_key,
+    envbool,
+    envchoices,
+    envint,
+    envlist,
+    envnetworks,
+    envstr,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -58,8 +68,34 @@ try:
     DSR_AZURE_TARGETS = envstr("DSR_AZURE_TARGETS")
     ERASURE_APPROVALS_REQUIRED = envint("ERASURE_APPROVALS_REQUIRED", 2, minimum=1)
     DSR_APPROVAL_LINK_MAX_AGE = envint("DSR_APPROVAL_LINK_MAX_AGE", 72 * 3600, minimum=60)
+    # Sign-in (requests_app/accounts/): one lockout for every door, second factors, sessions.
     DSR_LOGIN_MAX_FAILURES = envint("DSR_LOGIN_MAX_FAILURES", 5, minimum=1)
+    DSR_LOGIN_MAX_FAILURES_PER_IP = envint("DSR_LOGIN_MAX_FAILURES_PER_IP", 20, minimum=1)
     DSR_LOGIN_LOCKOUT_SECONDS = envint("DSR_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+    DSR_TRUSTED_PROXIES = envnetworks("DSR_TRUSTED_PROXIES")
+    DSR_REQUIRE_2FA = envchoices(
+        "DSR_REQUIRE_2FA",
+        ["approver", "admin"],
+        {"officer", "approver", "auditor", "admin", "all", "none"},
+    )
+    DSR_APPROVAL_REAUTH_SECONDS = envint("DSR_APPROVAL_REAUTH_SECONDS", 900, minimum=30)
+    DSR_SESSION_IDLE_SECONDS = envint("DSR_SESSION_IDLE_SECONDS", 1800, minimum=60)
+    DSR_LOCAL_LOGIN = envbool("DSR_LOCAL_LOGIN", True)
+    DSR_PASSWORD_RESET = envbool("DSR_PASSWORD_RESET", DSR_LOCAL_LOGIN)
+    # Microsoft Entra ID single sign-on (OpenID Connect); off unless tenant and client are set.
+    DSR_OIDC_TENANT = envstr("DSR_OIDC_TENANT")
+    DSR_OIDC_CLIENT_ID = envstr("DSR_OIDC_CLIENT_ID")
+    DSR_OIDC_CLIENT_SECRET = envstr("DSR_OIDC_CLIENT_SECRET")
+    DSR_OIDC_CLIENT_CERTIFICATE = envstr("DSR_OIDC_CLIENT_CERTIFICATE")  # PEM path
+    DSR_OIDC_CLIENT_KEY = envstr("DSR_OIDC_CLIENT_KEY")  # PEM path of its private key
+    DSR_OIDC_AUTHORITY = envstr("DSR_OIDC_AUTHORITY", "https://login.microsoftonline.com")
+    DSR_OIDC_ISSUER = envstr("DSR_OIDC_ISSUER")  # default: Entra's, from the tenant
+    DSR_OIDC_REDIRECT_URL = envstr("DSR_OIDC_REDIRECT_URL")  # default: SITE_URL + callback
+    DSR_OIDC_ROLE_MAP = envlist(
+        "DSR_OIDC_ROLE_MAP",
+        ["DSR.Officer=officer", "DSR.Approver=approver", "DSR.Auditor=auditor", "DSR.Admin=admin"],
+    )
+    DSR_OIDC_MFA_AMR = envlist("DSR_OIDC_MFA_AMR", ["mfa"])
     DSR_JOB_TIMEOUT = envint("DSR_JOB_TIMEOUT", 1800, minimum=60)
     DSR_LEASE_SECONDS = envint("DSR_LEASE_SECONDS", 120, minimum=5)
     DSR_RECONCILE_SECONDS = envint("DSR_RECONCILE_SECONDS", 60, minimum=1)
@@ -77,6 +113,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
     "django_rq",
     "requests_app",
     "simulator",
@@ -90,9 +130,31 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "requests_app.accounts.middleware.SignedInSessionMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a lockout flagged during the view into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
+AUTHENTICATION_BACKENDS = [
+    # First: refuses any attempt while the username or the client address is locked out.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "requests_app.accounts.lockout.LockoutHandler"
+AXES_FAILURE_LIMIT = DSR_LOGIN_MAX_FAILURES
+AXES_COOLOFF_TIME = timedelta(seconds=DSR_LOGIN_LOCKOUT_SECONDS)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_USERNAME_CALLABLE = "requests_app.accounts.identity.lockout_username"
+AXES_CLIENT_IP_CALLABLE = "requests_app.accounts.identity.client_ip"
+AXES_LOCKOUT_CALLABLE = "requests_app.accounts.views.locked_out"
+AXES_RESET_ON_SUCCESS = True
+# A locked-out client's further attempts neither extend the lockout nor pile up in the tables.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_SENSITIVE_PARAMETERS = ["password", "otp_token", "new_password1", "new_password2"]
+AXES_VERBOSE = False
+OTP_TOTP_ISSUER = "DSR Portal"
 
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
@@ -172,6 +234,10 @@ SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
 SESSION_COOKIE_HTTPONLY = True
+# __Host-: the browser only accepts the cookie over https, for this host, path / (no sub-domain
+# or other path can set or shadow it).
+SESSION_COOKIE_NAME = "__Host-dsr_session" if HTTPS else "dsr_session"
+CSRF_COOKIE_NAME = "__Host-csrftoken" if HTTPS else "csrftoken"
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 8 * 3600, minimum=300)
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [SITE_URL])
@@ -186,11 +252,18 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Approval-link and password-reset tokens never reach a log line (portal/logging.py).
+    "filters": {"redact": {"()": "portal.logging.RedactTokens"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
+    },
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
     "loggers": {
+        # runserver's access log: through the redacting handler instead of Django's own.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.request": {"level": "ERROR"},
         "httpx": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
         "rq.worker": {"level": envstr("RQ_LOG_LEVEL", "INFO")},
     },
 }

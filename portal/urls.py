@@ -1,21 +1,19 @@
 """URL routes. Views live in requests_app; this file only maps paths to them."""
 
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from requests_app.accounts.views import admin_login
 from requests_app.admin import azure_targets
-from requests_app.forms import ThrottledLoginForm
 from requests_app.views import officer, system
+
+# One door: the admin site signs in through the portal's two-step sign-in (and its lockout).
+admin.site.login = admin_login
 
 urlpatterns = [
     path("", officer.dashboard, name="home"),
     path("healthz", system.healthz, name="healthz"),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(authentication_form=ThrottledLoginForm),
-        name="login",
-    ),
+    path("accounts/", include("requests_app.accounts.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/rq/", include("django_rq.urls")),
     path("admin/azure-targets/", admin.site.admin_view(azure_targets), name="azure_targets"),

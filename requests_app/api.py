@@ -15,6 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from requests_app import intake, roles
+from requests_app.accounts import lockout
+from requests_app.accounts.identity import client_ip
 from requests_app.models import (
     ApiToken,
     DataRequest,
@@ -80,13 +82,24 @@ def authenticate(request):
         raise problem
     if scheme.lower() != "bearer" or not raw.strip():
         raise _unauthorized("the Authorization header must be: Bearer <token>", "invalid_request")
+    # The same lockout as every sign-in door: a client that keeps guessing tokens is refused.
+    # Tokens have no username, so the address stands in for one: five bad tokens lock the
+    # API for that address (and count toward its limit at the other doors).
+    guessed = f"api-token@{client_ip(request)}"
+    if lockout.is_locked(request, guessed):
+        problem = ApiError(
+            429,
+            "too many failed authentications from this address; "
+            f"try again in {lockout.lockout_minutes()} minutes",
+        )
+        problem.headers["Retry-After"] = str(lockout.lockout_minutes() * 60)
+        raise problem
     token = (
         ApiToken.objects.select_related("user").filter(token_hash=hash_token(raw.strip())).first()
     )
-    if token is None:
-        raise _unauthorized("unknown token")
-    if token.revoked:
-        raise _unauthorized("this token has been revoked")
+    if token is None or token.revoked:
+        lockout.count_failure(request, guessed, "api_token")
+        raise _unauthorized("unknown token" if token is None else "this token has been revoked")
     user = token.user
     if not user.is_active:
         raise _unauthorized("the token's user is deactivated")

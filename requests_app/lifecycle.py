@@ -2,7 +2,7 @@
 cancel. Views and the API call these; each one is a transaction with its audit events."""
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from requests_app import emails, roles
+from requests_app.access import Refusal, may_decide
 from requests_app.azure import AzureError, TargetsError
 from requests_app.models import Approval, AuditEvent, DataRequest, IllegalTransition, Status
 from requests_app.queues import enqueue_on_commit
@@ -21,13 +22,8 @@ SCOPE_JOB = "requests_app.lifecycle.scope_job"
 FULFIL_JOB = "requests_app.fulfilment.run_job"
 
 
-class DecisionRefused(Exception):
-    """An approval or rejection that may not be recorded; ``status`` is the HTTP answer."""
-
-    def __init__(self, reason, message, status=403):
-        super().__init__(message)
-        self.reason = reason
-        self.status = status
+# An approval or rejection that may not be recorded (access.may_decide says why).
+DecisionRefused = Refusal
 
 
 def scope_job_id(request):
@@ -128,91 +124,82 @@ def notify_approvers(request, *, actor=None, reminder=False):
     return sent
 
 
-def decide(request, *, approver, decision, reason="", via, plan_version, ip=None, user_agent=""):
-    """Record one approver's decision. Serialised on the request row, so two approvals racing
-    for the last slot cannot both win, and the status moves exactly once."""
+def decide(
+    request, *, approver, decision, proof, via, plan_version, reason="", ip=None, user_agent=""
+):
+    """Record one approver's decision. ``proof`` is what the approver's session shows
+    (accounts.twofactor.proof_of): access.may_decide refuses a decision without the approver's
+    own signed-in session and second factor (and, for an erasure, a recent sign-in).
+    Serialised on the request row, so two approvals racing for the last slot cannot both win,
+    and the status moves exactly once."""
     reason = (reason or "").strip()
     if decision == Approval.Decision.REJECTED and not reason:
         raise DecisionRefused("reason_required", "A reason is required to reject.", 400)
-    actor_kind = "approver" if via == "link" else "user"
     with transaction.atomic():
         locked = DataRequest.objects.select_for_update().get(pk=request.pk)
-        problem = _refusal(locked, approver, plan_version)
-        if problem:
-            AuditEvent.record(
-                "decision_refused",
-                actor=approver,
-                actor_kind=actor_kind,
-                request=locked,
-                reason=problem.reason,
-                via=via,
-                ip=ip,
+        problem = may_decide(approver, locked, plan_version=plan_version, proof=proof)
+        if problem is None:
+            approval = _record_decision(
+                locked, approver, decision, reason, via, plan_version, proof, ip, user_agent
             )
-            raise problem
-        approval = Approval.objects.create(
-            request=locked,
-            approver=approver,
-            approver_name=approver.get_username(),
-            plan_version=plan_version,
-            decision=decision,
-            reason=reason,
-            via=via,
-            ip=ip,
-            user_agent=(user_agent or "")[:300],
-        )
+    if problem is not None:
+        # Outside the transaction: the refusal stays on record although nothing else does.
         AuditEvent.record(
-            f"request_{decision}",
+            "decision_refused",
             actor=approver,
-            actor_kind=actor_kind,
-            request=locked,
+            request=request,
+            reason=problem.reason,
             via=via,
             ip=ip,
-            user_agent=(user_agent or "")[:300],
-            plan_version=plan_version,
-            reason=reason,
         )
-        if decision == Approval.Decision.REJECTED:
-            DataRequest.objects.filter(pk=locked.pk).update(rejection_reason=reason)
-            locked.transition(Status.REJECTED, actor=approver, actor_kind=actor_kind)
-            transaction.on_commit(lambda: emails.request_rejected(locked, approval))
-        else:
-            approved = (
-                locked.approvals.filter(
-                    plan_version=plan_version, decision=Approval.Decision.APPROVED
-                )
-                .values("approver")
-                .distinct()
-                .count()
-            )
-            if approved >= locked.approvals_required:
-                locked.transition(Status.APPROVED, actor=approver, actor_kind=actor_kind)
-                enqueue_on_commit(
-                    FULFIL_JOB, locked.pk, queue="fulfilment", job_id=f"dsr-run-{locked.pk}-0"
-                )
+        raise problem
     request.refresh_from_db()
     return approval
 
 
-def _refusal(request, approver, plan_version):
-    if request.status != Status.AWAITING_APPROVAL:
-        return DecisionRefused(
-            "not_awaiting",
-            f"{request.reference} is no longer awaiting approval "
-            f"(it is {request.get_status_display().lower()}).",
-            410,
+def _record_decision(locked, approver, decision, reason, via, plan_version, proof, ip, user_agent):
+    """The decision's rows and events, inside decide()'s transaction on the locked request."""
+    actor_kind = "user"  # signed in either way; ``via`` says whether it came from the email
+    approval = Approval.objects.create(
+        request=locked,
+        approver=approver,
+        approver_name=approver.get_username(),
+        plan_version=plan_version,
+        decision=decision,
+        reason=reason,
+        via=via,
+        ip=ip,
+        user_agent=(user_agent or "")[:300],
+        second_factor=proof.second_factor,
+        signed_in_at=datetime.fromtimestamp(proof.signed_in_at, UTC),
+    )
+    AuditEvent.record(
+        f"request_{decision}",
+        actor=approver,
+        actor_kind=actor_kind,
+        request=locked,
+        via=via,
+        ip=ip,
+        user_agent=(user_agent or "")[:300],
+        plan_version=plan_version,
+        reason=reason,
+        second_factor=proof.second_factor,
+        signed_in_at=approval.signed_in_at.isoformat(),
+    )
+    if decision == Approval.Decision.REJECTED:
+        DataRequest.objects.filter(pk=locked.pk).update(rejection_reason=reason)
+        locked.transition(Status.REJECTED, actor=approver, actor_kind=actor_kind)
+        transaction.on_commit(lambda: emails.request_rejected(locked, approval))
+    else:
+        approved = (
+            locked.approvals.filter(plan_version=plan_version, decision=Approval.Decision.APPROVED)
+            .values("approver")
+            .distinct()
+            .count()
         )
-    if plan_version != request.plan_version:
-        return DecisionRefused(
-            "stale_plan", "The plan changed after this link was sent; use the newest email.", 410
-        )
-    if approver.pk == request.created_by_id:
-        return DecisionRefused(
-            "self_approval", "You created this request, so you cannot approve it.", 403
-        )
-    if not roles.has_role(approver, roles.APPROVER):
-        return DecisionRefused("not_approver", "You are not an approver.", 403)
-    if request.approvals.filter(approver=approver, plan_version=plan_version).exists():
-        return DecisionRefused(
-            "used", "You have already decided on this request; the link works once.", 410
-        )
-    return None
+        if approved >= locked.approvals_required:
+            locked.transition(Status.APPROVED, actor=approver, actor_kind=actor_kind)
+            enqueue_on_commit(
+                FULFIL_JOB, locked.pk, queue="fulfilment", job_id=f"dsr-run-{locked.pk}-0"
+            )
+    return approval

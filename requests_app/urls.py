@@ -18,5 +18,6 @@ urlpatterns = [
         requests.artifact_download,
         name="artifact_download",
     ),
+    path("approve/t/<str:ref>/", approval.approval_page, name="approval_page"),
     path("approve/<str:token>/", approval.approval_link, name="approval_link"),
 ]

@@ -42,6 +42,51 @@ def make_user(username, role=None, password="correct horse battery staple"):
 PASSWORD = "correct horse battery staple"
 
 
+def totp_device(user):
+    """The user's confirmed authenticator (made once): tests compute its codes."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    return device or TOTPDevice.objects.create(user=user, name="test app", confirmed=True)
+
+
+def totp_code(device, offset=0):
+    """The code ``device`` accepts now (offset: steps later, for a second, fresh code)."""
+    import time
+
+    from django_otp.oath import TOTP
+
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time() + offset * device.step
+    return f"{totp.token():0{device.digits}d}"
+
+
+def sign_in(client, user, *, second_factor=True, signed_in_seconds_ago=0):
+    """What the two-step sign-in leaves in a test client's session: the user, their
+    authenticator verified in this session (django-otp's key) and the sign-in time."""
+    import time
+
+    from requests_app.accounts import twofactor
+
+    client.force_login(user)
+    session = client.session
+    if second_factor:
+        session["otp_device_id"] = totp_device(user).persistent_id
+        session[twofactor.SECOND_FACTOR] = "totp"
+    session[twofactor.SIGNED_IN_AT] = time.time() - signed_in_seconds_ago
+    session.save()
+    return client
+
+
+def proof_for(user, second_factor="totp", signed_in_seconds_ago=0):
+    """A session's proof, for tests that call lifecycle.decide directly."""
+    import time
+
+    from requests_app.accounts.twofactor import SignInProof
+
+    return SignInProof(user.pk, second_factor, time.time() - signed_in_seconds_ago)
+
+
 @pytest.fixture
 def officer(db):
     return make_user("olivia", roles.OFFICER)

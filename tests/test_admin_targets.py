@@ -5,13 +5,14 @@ from django.core.checks import run_checks
 from django.core.management import CommandError, call_command
 
 from requests_app.azure import configured_targets
+from tests.conftest import sign_in
 
 
 @pytest.mark.django_db
 def test_admin_sees_targets_without_secrets(client, admin_user, officer, azure, settings):
-    client.force_login(officer)
+    sign_in(client, officer)
     assert client.get("/admin/azure-targets/").status_code == 302  # not staff: admin login
-    client.force_login(admin_user)
+    sign_in(client, admin_user)
     page = client.get("/admin/azure-targets/").content.decode()
     assert "demo-dps.azure-devices-provisioning.net" in page
     assert "demo-hub-1.azure-devices.net" in page

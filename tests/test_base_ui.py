@@ -1,5 +1,7 @@
 import pytest
 
+from tests.conftest import sign_in
+
 
 @pytest.mark.django_db
 def test_anonymous_is_sent_to_login(client):
@@ -10,18 +12,18 @@ def test_anonymous_is_sent_to_login(client):
 
 @pytest.mark.django_db
 def test_navigation_depends_on_role(client, officer, auditor):
-    client.force_login(officer)
+    sign_in(client, officer)
     page = client.get("/").content.decode()
     assert "Privacy officer" in page and "Auditor:" not in page
     assert "Admin</a>" not in page
-    client.force_login(auditor)
+    sign_in(client, auditor)
     page = client.get("/").content.decode()
     assert "Auditor:" in page and "Privacy officer" not in page
 
 
 @pytest.mark.django_db
 def test_custom_404_and_headers(client, officer):
-    client.force_login(officer)
+    sign_in(client, officer)
     response = client.get("/no/such/page/")
     assert response.status_code == 404
     assert b"There is nothing here" in response.content
@@ -44,7 +46,7 @@ def test_outbox_only_in_dev_mode(client, settings):
 
 @pytest.mark.django_db
 def test_rq_dashboard_is_staff_only(client, officer, admin_user):
-    client.force_login(officer)
+    sign_in(client, officer)
     assert client.get("/admin/rq/").status_code == 302
-    client.force_login(admin_user)
+    sign_in(client, admin_user)
     assert client.get("/admin/rq/").status_code == 200

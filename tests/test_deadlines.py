@@ -9,6 +9,7 @@ from django.utils import timezone
 from requests_app import deadlines
 from requests_app.models import AuditEvent, DataRequest, Status
 from requests_app.models.requests import add_months
+from tests.conftest import sign_in
 from tests.lifecycle_helpers import make_request
 
 pytestmark = pytest.mark.django_db
@@ -158,7 +159,7 @@ def _messages(response):
 
 def test_officer_extends_from_the_request_page(client, officer):
     req = make_request(officer, ["reg-1"])
-    client.force_login(officer)
+    sign_in(client, officer)
     response = _post(client, req)
     assert response.status_code == 302 and response["Location"] == req.get_absolute_url()
     until = req.due_at + timedelta(days=20)
@@ -168,7 +169,7 @@ def test_officer_extends_from_the_request_page(client, officer):
 
 def test_errors_are_messages_and_nothing_is_stored(client, officer):
     req = make_request(officer, ["reg-1"])
-    client.force_login(officer)
+    sign_in(client, officer)
     response = _post(client, req, reason="")
     assert response.status_code == 302
     assert _messages(response) == ["Not extended: A reason for the extension is required."]
@@ -179,7 +180,7 @@ def test_errors_are_messages_and_nothing_is_stored(client, officer):
 
 def test_get_is_refused(client, officer):
     req = make_request(officer, ["reg-1"])
-    client.force_login(officer)
+    sign_in(client, officer)
     assert client.get(f"/requests/{req.reference}/extend").status_code == 405
     _unchanged(req)
 
@@ -187,7 +188,7 @@ def test_get_is_refused(client, officer):
 @pytest.mark.parametrize("persona", ["approver", "auditor"])
 def test_only_officers_extend(client, officer, persona, request):
     req = make_request(officer, ["reg-1"])
-    client.force_login(request.getfixturevalue(persona))
+    sign_in(client, request.getfixturevalue(persona))
     assert _post(client, req).status_code == 404
     _unchanged(req)
 

@@ -29,6 +29,7 @@ from requests_app.models import (
 from requests_app.models.audit import verify_chain
 from requests_app.redaction import redact
 from simulator.hosts import OTHER_HUB_HOST
+from tests.conftest import proof_for
 from tests.lifecycle_helpers import make_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -127,6 +128,7 @@ def approve(request, *approvers):
             decision=Approval.Decision.APPROVED,
             via="portal",
             plan_version=request.plan_version,
+            proof=proof_for(approver),
         )
     request.refresh_from_db()
     assert request.status == Status.APPROVED

@@ -17,6 +17,7 @@ from requests_app.models import (
     RequestIdentifier,
     Status,
 )
+from tests.conftest import sign_in
 
 URL = "/requests/new/"
 HUB = "hub-1.azure-devices.net"
@@ -30,7 +31,7 @@ def hubs(monkeypatch):
 
 @pytest.fixture
 def officer_client(client, officer):
-    client.force_login(officer)
+    sign_in(client, officer)
     return client
 
 
@@ -120,7 +121,7 @@ def test_form_defaults(officer_client):
 def test_only_officers(client, approver, auditor):
     assert client.get(URL).status_code == 302  # to the login page
     for user in (approver, auditor):
-        client.force_login(user)
+        sign_in(client, user)
         response = client.get(URL)
         assert response.status_code == 403
         assert b"Not allowed" in response.content

@@ -1,4 +1,5 @@
-"""A request from submit to approved: the plan, approval links, the state machine."""
+"""A request from submit to approved: the plan, decisions, the state machine (the approval
+link and its attacks: tests/test_approval_links.py)."""
 
 import threading
 from pathlib import Path
@@ -9,9 +10,22 @@ from django.db import connection
 
 from requests_app import lifecycle
 from requests_app.models import Approval, AuditEvent, DataRequest, IllegalTransition, Status
+from tests.conftest import proof_for, sign_in
 from tests.lifecycle_helpers import approval_links, make_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def decide(request, approver, decision="approved", reason=""):
+    return lifecycle.decide(
+        request,
+        approver=approver,
+        decision=decision,
+        reason=reason,
+        via="portal",
+        plan_version=request.plan_version,
+        proof=proof_for(approver),
+    )
 
 
 def submit_and_plan(request, officer, run_jobs):
@@ -21,7 +35,9 @@ def submit_and_plan(request, officer, run_jobs):
     return request
 
 
-def test_export_plan_approval_by_link(client, azure, officer, approver, approver2, run_jobs):
+def test_export_plan_is_read_only_and_asks_every_approver(
+    azure, officer, approver, approver2, run_jobs
+):
     samples = azure.samples()
     reg = samples["individual_symmetric"][0]
     group_dev = samples["group_provisioned"][0]
@@ -40,36 +56,15 @@ def test_export_plan_approval_by_link(client, azure, officer, approver, approver
     assert "dps.get_enrollment_group" in actions
     assert not any(a.startswith(("dps.delete", "hub.delete")) for a in actions)
     assert len(request.plan_version) == 64
-
     # One email per approver, text and HTML, each with its own link.
     assert sorted(m.to[0] for m in mail.outbox) == ["ada@example.com", "alan@example.com"]
     html = mail.outbox[0].alternatives[0][0]
     assert "/approve/" in html and request.reference in mail.outbox[0].subject
-    link = approval_links(mail.outbox, "ada")[0]
-
-    # GET shows the plan and changes nothing (mail scanners open links).
-    page = client.get(link)
-    assert page.status_code == 200
-    assert page["Referrer-Policy"] == "no-referrer"
-    assert reg in page.content.decode() and "Will be read (export)" in page.content.decode()
-    request.refresh_from_db()
-    assert request.status == Status.AWAITING_APPROVAL and not request.approvals.exists()
-
-    response = client.post(link, {"decision": "approved"}, REMOTE_ADDR="10.1.2.3")
-    assert response.status_code == 200
-    request.refresh_from_db()
-    assert request.status in (Status.APPROVED, Status.RUNNING, Status.COMPLETED)
-    approval = request.approvals.get()
-    assert (approval.approver, approval.via, approval.ip) == (approver, "link", "10.1.2.3")
-    event = AuditEvent.objects.get(action="request_approved", request_ref=request.reference)
-    assert event.actor_name == "ada" and event.details["ip"] == "10.1.2.3"
-    # The link is dead after use.
-    again = client.post(link, {"decision": "approved"})
-    assert again.status_code == 410
+    assert approval_links(mail.outbox, "ada") != approval_links(mail.outbox, "alan")
 
 
 def test_erasure_needs_two_distinct_approvers(
-    client, azure, officer, approver, approver2, run_jobs, redis_db
+    azure, officer, approver, approver2, run_jobs, redis_db
 ):
     reg = azure.samples()["individual_x509"][0]
     request = submit_and_plan(make_request(officer, [reg], kind="erasure"), officer, run_jobs)
@@ -77,28 +72,26 @@ def test_erasure_needs_two_distinct_approvers(
     assert actions.index("dps.delete_enrollment") < actions.index("dps.delete_registration")
     assert actions.index("dps.delete_registration") < actions.index("hub.delete_device")
     assert actions[-1].startswith("verify.")
-    first, second = approval_links(mail.outbox, "ada")[0], approval_links(mail.outbox, "alan")[0]
-    client.post(first, {"decision": "approved"})
+    decide(request, approver)
     request.refresh_from_db()
     assert request.status == Status.AWAITING_APPROVAL
     assert redis_db.llen("rq:queue:fulfilment") == 0
-    client.post(second, {"decision": "approved"})
+    with pytest.raises(lifecycle.DecisionRefused, match="already decided"):
+        decide(request, approver)
+    decide(request, approver2)
     request.refresh_from_db()
     assert request.status == Status.APPROVED
     assert redis_db.llen("rq:queue:fulfilment") == 1  # enqueued after commit
 
 
-def test_rejection_needs_a_reason_and_emails_the_officer(
-    client, azure, officer, approver, run_jobs
-):
+def test_rejection_needs_a_reason_and_emails_the_officer(azure, officer, approver, run_jobs):
     request = submit_and_plan(
         make_request(officer, [azure.samples()["individual_tpm"][0]]), officer, run_jobs
     )
-    link = approval_links(mail.outbox, "ada")[0]
     mail.outbox.clear()
-    response = client.post(link, {"decision": "rejected", "reason": "  "})
-    assert response.status_code == 400 and b"A reason is required" in response.content
-    client.post(link, {"decision": "rejected", "reason": "Identity not verified"})
+    with pytest.raises(lifecycle.DecisionRefused, match="A reason is required"):
+        decide(request, approver, "rejected", reason="  ")
+    decide(request, approver, "rejected", reason="Identity not verified")
     request.refresh_from_db()
     assert request.status == Status.REJECTED
     assert request.rejection_reason == "Identity not verified"
@@ -106,49 +99,36 @@ def test_rejection_needs_a_reason_and_emails_the_officer(
     assert "Identity not verified" in mail.outbox[0].body
 
 
-def test_token_attacks(
-    client, azure, officer, approver, approver2, run_jobs, settings, monkeypatch
+def test_a_decision_needs_the_approvers_own_second_factor_session(
+    azure, officer, approver, approver2, run_jobs
 ):
+    """lifecycle.decide itself refuses, whatever view calls it (no path around it)."""
     request = submit_and_plan(
-        make_request(officer, [azure.samples()["individual_symmetric"][1]], kind="erasure"),
+        make_request(officer, [azure.samples()["individual_x509"][1]], kind="erasure"),
         officer,
         run_jobs,
     )
-    link = approval_links(mail.outbox, "ada")[0]
-    token = link.split("/")[2]
-
-    tampered = f"/approve/{token[:-3]}{'x' if token[-3] != 'x' else 'y'}{token[-2:]}/"
-    assert client.get(tampered).status_code == 403
-    assert b"altered" in client.get(tampered).content
-
-    # Someone else signed in opens Ada's link.
-    client.force_login(approver2)
-    response = client.post(link, {"decision": "approved"})
-    assert response.status_code == 403 and b"another approver" in response.content
-    client.logout()
-
-    # Expired: max age 0 and a token minted a minute ago.
-    import django.core.signing as signing
-
-    from requests_app.tokens import make_token
-
-    real_time = signing.time.time
-    monkeypatch.setattr(signing.time, "time", lambda: real_time() - 120)
-    old = make_token(request, approver)
-    monkeypatch.setattr(signing.time, "time", real_time)
-    settings.DSR_APPROVAL_LINK_MAX_AGE = 60
-    response = client.get(f"/approve/{old}/")
-    assert response.status_code == 410 and b"expired" in response.content
-
-    refused = AuditEvent.objects.filter(action="approval_link_refused")
-    assert {e.details["reason"] for e in refused} >= {"tampered", "other_approver", "expired"}
-    request.refresh_from_db()
-    assert request.status == Status.AWAITING_APPROVAL and not request.approvals.exists()
-
-    # A decision on a request no longer awaiting approval.
-    lifecycle.cancel(request, actor=officer, reason="subject withdrew")
-    response = client.post(link, {"decision": "approved"})
-    assert response.status_code == 410 and b"no longer awaiting approval" in response.content
+    refused = {
+        "not_signed_in": None,
+        "not_signed_in ": proof_for(approver2),  # someone else's session
+        "second_factor_missing": proof_for(approver, second_factor=""),
+        "reauth_required": proof_for(approver, signed_in_seconds_ago=901),
+    }
+    for reason, proof in refused.items():
+        with pytest.raises(lifecycle.DecisionRefused) as caught:
+            lifecycle.decide(
+                request,
+                approver=approver,
+                decision="approved",
+                via="portal",
+                plan_version=request.plan_version,
+                proof=proof,
+            )
+        assert caught.value.reason == reason.strip()
+    assert not request.approvals.exists()
+    assert AuditEvent.objects.filter(action="decision_refused").count() == 4
+    approval = decide(request, approver)
+    assert approval.second_factor == "totp" and approval.signed_in_at is not None
 
 
 def test_creator_cannot_approve(client, azure, officer, approver, run_jobs):
@@ -168,8 +148,9 @@ def test_creator_cannot_approve(client, azure, officer, approver, run_jobs):
             decision="approved",
             via="portal",
             plan_version=request.plan_version,
+            proof=proof_for(both),
         )
-    client.force_login(both)
+    sign_in(client, both)
     client.post(
         f"/requests/{request.reference}/decide",
         {"decision": "approved", "plan_version": request.plan_version},
@@ -208,6 +189,7 @@ def test_concurrent_approvals_cannot_both_win_the_last_slot(
                 decision="approved",
                 via="portal",
                 plan_version=request.plan_version,
+                proof=proof_for(user),
             )
             outcomes.append("ok")
         except lifecycle.DecisionRefused as exc:

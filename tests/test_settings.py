@@ -40,6 +40,8 @@ def run_check(**env_overrides):
         ({"DEBUG": "1", "REDIS_URL": "localhost:6379"}, "REDIS_URL: expected redis://"),
         ({"DEBUG": "1", "SITE_URL": "portal.example.com"}, "SITE_URL: must start with http"),
         ({"DEBUG": "1", "SECRET_KEY_FILE": "/nonexistent/secret"}, "SECRET_KEY_FILE: cannot read"),
+        ({"DEBUG": "1", "DSR_TRUSTED_PROXIES": "10.0.0.0/8,proxy"}, "DSR_TRUSTED_PROXIES: 'proxy'"),
+        ({"DEBUG": "1", "DSR_REQUIRE_2FA": "approver,boss"}, "DSR_REQUIRE_2FA: unknown value"),
     ],
 )
 def test_bad_setting_refused_with_one_line(env, expected):
@@ -64,7 +66,8 @@ def test_debug_runs_without_a_key():
 
 
 def print_setting(name, **env_overrides):
-    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "SITE_URL", "PORT"}}
+    unset = {"SECRET_KEY", "SITE_URL", "PORT", "DSR_HTTPS"}
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update(env_overrides)
     code = f"from django.conf import settings; print(settings.{name})"
     result = subprocess.run(
@@ -102,3 +105,11 @@ def test_debug_warns_when_site_url_is_not_what_is_served(env, warned):
     result = run_check(DEBUG="1", **env)
     assert result.returncode == 0, result.stderr
     assert ("dsr.W002" in result.stderr) is warned, result.stderr
+
+
+def test_production_cookies_carry_the_host_prefix():
+    production = {"DEBUG": "0", "SECRET_KEY": "k" * 20 + "abcdefghijklmnopqrstuvwxyz0123456789"}
+    assert print_setting("SESSION_COOKIE_NAME", **production) == "__Host-dsr_session"
+    assert print_setting("CSRF_COOKIE_NAME", **production) == "__Host-csrftoken"
+    assert print_setting("SESSION_COOKIE_SECURE", **production) == "True"
+    assert print_setting("SESSION_COOKIE_NAME", DEBUG="1") == "dsr_session"

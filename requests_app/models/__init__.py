@@ -1,5 +1,6 @@
 """The portal's tables. Each module holds one concern; import models from here."""
 
+from requests_app.models.accounts import ExternalIdentity
 from requests_app.models.audit import AuditEvent, AuditHead
 from requests_app.models.outbox import OutboxMessage
 from requests_app.models.requests import (
@@ -24,6 +25,7 @@ __all__ = [
     "AuditEvent",
     "AuditHead",
     "DataRequest",
+    "ExternalIdentity",
     "IllegalTransition",
     "Kind",
     "Operation",

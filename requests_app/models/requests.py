@@ -343,6 +343,9 @@ class Approval(models.Model):
     via = models.CharField(max_length=8, help_text="link or portal")
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
+    # What the approver's session proved: the second factor and when they signed in.
+    second_factor = models.CharField(max_length=32, blank=True)
+    signed_in_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
