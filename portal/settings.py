@@ -96,6 +96,7 @@ try:
         ["DSR.Officer=officer", "DSR.Approver=approver", "DSR.Auditor=auditor", "DSR.Admin=admin"],
     )
     DSR_OIDC_MFA_AMR = envlist("DSR_OIDC_MFA_AMR", ["mfa"])
+    DSR_OIDC_MFA_ACRS = envstr("DSR_OIDC_MFA_ACRS")  # a Conditional Access auth context
     DSR_JOB_TIMEOUT = envint("DSR_JOB_TIMEOUT", 1800, minimum=60)
     DSR_LEASE_SECONDS = envint("DSR_LEASE_SECONDS", 120, minimum=5)
     DSR_RECONCILE_SECONDS = envint("DSR_RECONCILE_SECONDS", 60, minimum=1)

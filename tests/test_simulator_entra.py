@@ -561,6 +561,32 @@ def test_options_make_tokens_look_like_real_v2_tokens(served, browser):
     assert "amr" not in claims and "auth_time" not in claims
 
 
+def test_an_authentication_context_asked_for_in_claims_comes_back_in_acrs(served, browser):
+    """Conditional Access authentication context: the app asks for c1 (MFA required) with the
+    claims parameter; a user who did MFA gets ``acrs: ["c1"]``, one who cannot is refused with
+    Conditional Access's interaction_required (AADSTS50076)."""
+    import json
+
+    sim, server = served
+    sim.entra.set_options(amr=False)  # as real v2.0 ID tokens: no amr
+    wanted = json.dumps({"id_token": {"acrs": {"essential": True, "value": "c1"}}})
+    _, _, body = sign_in_and_redeem(sim, server, browser, claims=wanted)
+    claims = jwt.decode(body["id_token"], options={"verify_signature": False})
+    assert claims["acrs"] == ["c1"] and "amr" not in claims
+    meta = metadata(server, sim)
+    sent = browser.sign_in(
+        meta["authorization_endpoint"],
+        "approver-nomfa@contoso.example",
+        **authorize_params(sim, claims=wanted),
+    )
+    assert sent["error"] == "interaction_required" and sent["state"] == "st-123"
+    assert sent["error_description"].startswith("AADSTS50076: ")
+    _, _, plain = sign_in_and_redeem(sim, server, browser)  # not asked: no acrs
+    assert "acrs" not in jwt.decode(plain["id_token"], options={"verify_signature": False})
+    bad = browser.open(meta["authorization_endpoint"], **authorize_params(sim, claims="{x"))
+    assert "error=invalid_request" in bad.headers["location"]
+
+
 # -- the portal's library: Authlib --------------------------------------------------------
 
 

@@ -8,12 +8,20 @@ tenant), ``aud`` (our client ID), ``exp``/``iat`` and ``nonce``. We check ``tid`
 Who the person is in the portal comes from the token: the user is found by (tenant, ``oid``)
 (models.ExternalIdentity), created on the first sign-in with the UPN as username, and their
 portal roles are set from Entra app roles (the ``roles`` claim, mapped by DSR_OIDC_ROLE_MAP)
-at every sign-in. A token with no mapped role is refused. A second factor done at Entra counts
-as the portal's when ``amr`` holds one of DSR_OIDC_MFA_AMR (default ``mfa``).
+at every sign-in. A token with no mapped role is refused.
+
+A second factor done at Entra counts as the portal's when the token shows it:
+- ``acrs`` holds the Conditional Access authentication context named by DSR_OIDC_MFA_ACRS
+  (e.g. ``c1``, one whose policy requires MFA); the portal asks for it in the ``claims``
+  parameter. This is the way for Entra's v2.0 ID tokens, which carry no ``amr`` (Microsoft's
+  ID token claims reference lists none; ``amr`` is in v1.0 tokens only);
+- or ``amr`` holds one of DSR_OIDC_MFA_AMR (default ``mfa``): v1.0 tokens, other OpenID
+  providers, and the simulator's stand-in.
 """
 
 import base64
 import hashlib
+import json
 
 from authlib.integrations.django_client import OAuth
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
@@ -85,16 +93,31 @@ def client():
     return oauth.register("entra", **options)
 
 
+def authorize_params(reauthenticate=False):
+    """Extra parameters of the authorization request: a fresh sign-in to re-authenticate, and
+    the authentication context that proves MFA when one is configured."""
+    params = {"prompt": "login", "max_age": 0} if reauthenticate else {}
+    if settings.DSR_OIDC_MFA_ACRS:
+        wanted = {"essential": True, "value": settings.DSR_OIDC_MFA_ACRS}
+        params["claims"] = json.dumps({"id_token": {"acrs": wanted}}, separators=(",", ":"))
+    return params
+
+
 def validated_claims(request):
     """Finish the code flow of this callback: the ID token's validated claims."""
     app = client()
+    extra = {}
+    if settings.DSR_OIDC_CLIENT_CERTIFICATE:
+        extra["client_id"] = settings.DSR_OIDC_CLIENT_ID  # Entra wants it with an assertion
     token = app.authorize_access_token(
         request,
         claims_options={
             "iss": {"essential": True, "values": [expected_issuer()]},
+            "aud": {"essential": True, "values": [settings.DSR_OIDC_CLIENT_ID]},
             "exp": {"essential": True},
         },
         leeway=60,
+        **extra,
     )
     claims = dict(token.get("userinfo") or {})
     if not claims:
@@ -115,7 +138,10 @@ def portal_roles(claims):
 
 
 def second_factor(claims):
-    """'entra mfa' when Entra's ``amr`` shows a second factor, else ''."""
+    """'entra mfa' when the token shows a second factor (``acrs`` or ``amr``), else ''."""
+    context = settings.DSR_OIDC_MFA_ACRS
+    if context and context in (claims.get("acrs") or []):
+        return "entra mfa"
     done = set(claims.get("amr") or []) & {v.strip() for v in settings.DSR_OIDC_MFA_AMR}
     return "entra mfa" if done else ""
 

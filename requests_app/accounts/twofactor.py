@@ -73,19 +73,22 @@ def pending(request):
     return user, data.get("next", "")
 
 
-def complete(request, user, second_factor, *, device=None, backend=None, method="password"):
-    """Sign ``user`` in, with the second factor (a label) this session can show later."""
+def complete(
+    request, user, second_factor, *, device=None, backend=None, method="password", at=None
+):
+    """Sign ``user`` in, with the second factor (a label) this session can show later, and
+    when they authenticated (``at``, epoch seconds; default now)."""
     data = request.session.pop(PENDING, None) or {}
     request.dsr_signin = {"method": method, "second_factor": second_factor or "none"}
     auth_login(request, user, backend=backend or data.get("backend"))
     if device is not None:
         otp_login(request, device)
     request.session[SECOND_FACTOR] = second_factor or ""
-    request.session[SIGNED_IN_AT] = time.time()
+    request.session[SIGNED_IN_AT] = min(at or time.time(), time.time())
 
 
-def reauthenticated(request, second_factor):
-    request.session[SIGNED_IN_AT] = time.time()
+def reauthenticated(request, second_factor, at=None):
+    request.session[SIGNED_IN_AT] = min(at or time.time(), time.time())
     if second_factor:
         request.session[SECOND_FACTOR] = second_factor
     AuditEvent.record("reauthenticated", actor=request.user, second_factor=second_factor)

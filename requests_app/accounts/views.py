@@ -1,6 +1,7 @@
 """The sign-in pages: password, code, enrolment, recovery codes, re-authentication, Entra ID
 single sign-on, password reset, and the lockout page every door shares."""
 
+import time
 from urllib.parse import urlsplit
 
 from authlib.common.errors import AuthlibBaseError
@@ -252,7 +253,7 @@ def sso_login(request):
     reauthenticating = request.POST.get("reauth") == "1" and request.user.is_authenticated
     request.session[SSO_NEXT] = safe_next(request, request.POST.get("next"))
     request.session[SSO_REAUTH] = request.user.pk if reauthenticating else None
-    extra = {"prompt": "login", "max_age": 0} if reauthenticating else {}
+    extra = sso.authorize_params(reauthenticate=reauthenticating)
     try:
         return sso.client().authorize_redirect(request, sso.redirect_url(), **extra)
     except (RequestException, AuthlibBaseError, ValueError) as exc:
@@ -304,8 +305,19 @@ def sso_callback(request):
             403,
         )
     next_url = request.session.pop(SSO_NEXT, None) or reverse(settings.LOGIN_REDIRECT_URL)
+    # Entra's auth_time (an optional claim) says when the person last authenticated there; a
+    # single sign-on session may be hours old.
+    at = claims.get("auth_time")
     if request.session.pop(SSO_REAUTH, None) == user.pk and request.user.pk == user.pk:
-        twofactor.reauthenticated(request, factor)
+        if at is not None and time.time() - at > 300:
+            return sso_refused(
+                request,
+                "not_reauthenticated",
+                "Microsoft did not ask for your sign-in again, so it is not confirmed. "
+                "Try once more.",
+                403,
+            )
+        twofactor.reauthenticated(request, factor, at=at)
     else:
         twofactor.complete(
             request,
@@ -313,6 +325,7 @@ def sso_callback(request):
             factor,
             backend="django.contrib.auth.backends.ModelBackend",
             method="entra",
+            at=at,
         )
     return HttpResponseRedirect(next_url)
 
@@ -329,7 +342,6 @@ def admin_login(request, extra_context=None):
 class PasswordReset(auth_views.PasswordResetView):
     """Django's reset request, throttled by the shared lockout and audited. The link in the
     email is built from SITE_URL, never from the request's Host header."""
-
 
     def dispatch(self, request, *args, **kwargs):
         if not settings.DSR_PASSWORD_RESET:

@@ -5,12 +5,13 @@ Errors about the client or the redirect URI are shown on the login server (Entra
 anyone to an unverified address); the others go back to the app with ``state``.
 """
 
+import json
 import secrets
 import uuid
 
 from ..request import Response
 from . import pages, tokens
-from .directory import APP_NAME
+from .directory import APP_NAME, AUTH_CONTEXTS
 from .errors import EntraError
 from .web import SSO_COOKIE, page, redirect, redirect_matches
 
@@ -72,6 +73,7 @@ def _checked(params):
     if method not in (None, "plain", "S256"):
         raise EntraError(90023, detail=f"Unsupported code_challenge_method '{method}'.")
     return {
+        "acrs": _requested_contexts(params.get("claims")),
         "mode": mode,
         "scope": scope,
         "prompt": prompt,
@@ -81,6 +83,31 @@ def _checked(params):
         "code_challenge": challenge,
         "code_challenge_method": method if challenge else None,
     }
+
+
+def _requested_contexts(claims):
+    """The authentication contexts the ``claims`` parameter asks for in the ID token, e.g.
+    ``{"id_token": {"acrs": {"essential": true, "value": "c1"}}}``."""
+    if not claims:
+        return []
+    try:
+        wanted = json.loads(claims)["id_token"]["acrs"]
+    except (ValueError, KeyError, TypeError):
+        raise EntraError(90023, detail="The 'claims' parameter is not valid JSON.") from None
+    values = wanted.get("values") or ([wanted["value"]] if "value" in wanted else [])
+    unknown = [v for v in values if v not in AUTH_CONTEXTS]
+    if unknown:
+        raise EntraError(90023, detail=f"Unknown authentication context '{unknown[0]}'.")
+    return values
+
+
+def _contexts_for(user, request):
+    """The requested contexts this user's sign-in satisfies; a context that needs MFA from a
+    user without MFA is the error Conditional Access gives."""
+    for context in request["acrs"]:
+        if AUTH_CONTEXTS[context] == "mfa" and not user.mfa:
+            raise EntraError(50076, resource=APP_NAME)
+    return list(request["acrs"])
 
 
 def authorize(entra, req):
@@ -173,6 +200,7 @@ def _issue_code(entra, redirect_uri, request, state, user, auth_time, headers=No
         oid=user.oid,
         auth_time=auth_time,
         amr=user.amr,
+        acrs=_contexts_for(user, request),
     )
     entra.store_code(code, grant)
     state = entra.take_faults({"state"}).get("state", state)

@@ -56,6 +56,14 @@ def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+# Conditional Access authentication contexts of the tenant (ID → what its policy requires).
+# An app asks for one with the ``claims`` parameter; a sign-in that satisfies it carries the
+# ID in the ID token's ``acrs`` claim ("Developer guide to Conditional Access authentication
+# context", learn.microsoft.com/entra/identity-platform/developer-guide-conditional-access-
+# authentication-context).
+AUTH_CONTEXTS = {"c1": "mfa"}
+
+
 @dataclasses.dataclass(frozen=True)
 class User:
     username: str

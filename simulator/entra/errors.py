@@ -36,6 +36,12 @@ CODES = {
         401,
         "Subject mismatches Issuer claim in the client assertion. Subject={sub}, Issuer={iss}.",
     ),
+    50076: (
+        "interaction_required",
+        400,
+        "Due to a configuration change made by your administrator, or because you moved to a "
+        "new location, you must use multi-factor authentication to access '{resource}'.",
+    ),
     50058: (
         "login_required",
         400,

@@ -7,7 +7,8 @@ values, only when the user has some), ``sub`` (pairwise per app), ``tid``, ``uti
 ``name``, ``preferred_username`` and ``oid`` need the ``profile`` scope and ``email`` the
 ``email`` scope, as documented. ``auth_time`` is an *optional claim* in Entra (the app
 registration must ask for it); the simulated registration does. ``amr``: see the package
-docstring.
+docstring. ``acrs`` lists the Conditional Access authentication contexts the sign-in
+satisfied, when the app asked for them with the ``claims`` parameter.
 
 The access token is what a sign-in with only OpenID Connect scopes returns: a v1.0 token for
 Microsoft Graph (``User.Read``), which the app must not validate; it is here so the response
@@ -79,6 +80,8 @@ def id_token_claims(entra, grant, now, options):
     claims["ver"] = "2.0"
     if options.get("amr", True):
         claims["amr"] = list(grant["amr"])
+    if grant.get("acrs"):
+        claims["acrs"] = list(grant["acrs"])  # the authentication contexts satisfied
     return claims
 
 
