@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint format migrate clean
+.PHONY: run test install lint format migrate clean totp
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found %s)" % sys.version.split()[0])'
@@ -17,7 +17,11 @@ install: $(STAMP)
 
 run: install
 	@mkdir -p var
-	DEBUG=1 DSR_DEV_OUTBOX=1 $(BIN)/python manage.py devstack
+	DEBUG=1 DSR_DEV_OUTBOX=1 $(BIN)/python manage.py devstack $(if $(RESET),--reset)
+
+# Dev only: the current authenticator code of a `make run` demo user (U=approver1).
+totp: install
+	@DEBUG=1 $(BIN)/python manage.py totp_code $(U)
 
 # bin/ensure-browser gets a Chromium for the browser tests when there is none (apt where root).
 test: install
