@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import time
 
 import pytest
 from django.conf import settings as django_settings
@@ -22,7 +23,7 @@ from tests.browser_helpers import (
     serve_simulator,
     shot,
 )
-from tests.conftest import PASSWORD, make_user
+from tests.conftest import PASSWORD, make_user, totp_code, totp_device
 from tests.shared_database import SharedDatabase, migrated_sqlite_template
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -80,6 +81,7 @@ def stack(transactional_db, sqlite_template, redis_db, settings, tmp_path):
         worker = Worker(env, tmp_path / "worker.log")
         stack = type("Stack", (), {})()
         stack.url, stack.sim, stack.worker = server.url, sim, worker
+        stack.sim_url = sim_server.url
         yield stack
     finally:
         if worker:
@@ -93,12 +95,15 @@ def stack(transactional_db, sqlite_template, redis_db, settings, tmp_path):
 
 @pytest.fixture
 def people(stack):
-    return {
+    people = {
         "officer": make_user("olivia", roles.OFFICER),
         "ada": make_user("ada", roles.APPROVER),
         "alan": make_user("alan", roles.APPROVER),
         "auditor": make_user("audrey", roles.AUDITOR),
     }
+    for approver in ("ada", "alan"):
+        totp_device(people[approver])  # approvers have an authenticator app
+    return people
 
 
 def login(browser, url, username, viewport=None, screenshot=None):
@@ -110,14 +115,30 @@ def login(browser, url, username, viewport=None, screenshot=None):
     context.set_default_timeout(TIMEOUT)
     page = context.new_page()
     page.goto("/accounts/login/")
+    sign_in_form(page, username, screenshot=screenshot)
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    return page
+
+
+def sign_in_form(page, username, screenshot=None, code_screenshot=None):
+    """The two-step sign-in as a person does it: password, then (when the user has an
+    authenticator) the current code."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+    from playwright.sync_api import expect
+
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
     if screenshot:
         shot(page, screenshot)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
-    return page
+    page.get_by_role("button", name="Continue").click()
+    device = TOTPDevice.objects.filter(user__username=username, confirmed=True).first()
+    if device is not None:
+        expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
+        page.get_by_label("Code").fill(totp_code(device))
+        if code_screenshot:
+            shot(page, code_screenshot)
+        page.get_by_role("button", name="Sign in").click()
 
 
 def new_request(page, kind, identifiers, subject, *, error_screenshot=None):
@@ -159,8 +180,9 @@ def submit_and_wait_for_plan(page, stack):
         raise AssertionError(f"not planned; worker output:\n{stack.worker.output()}") from None
 
 
-def open_approval_link(browser, url, username, reference, screenshot=None):
-    """As an approver (not signed in): the outbox, my email, the link in it."""
+def open_approval_link(browser, url, username, reference, kind="erasure", screenshots=()):
+    """As an approver, not signed in: the outbox, my email, the link in it; the link leads to
+    the sign-in (password, then the authenticator code) and back to the approval page."""
     from playwright.sync_api import expect
 
     context = browser.new_context(base_url=url, viewport={"width": 1280, "height": 900})
@@ -173,27 +195,39 @@ def open_approval_link(browser, url, username, reference, screenshot=None):
         .filter(has_text=f"[{reference}] Approval needed")
     )
     expect(row).to_have_count(1)
-    if screenshot:
-        shot(page, screenshot)
+    if "outbox" in screenshots:
+        shot(page, "11-outbox")
     row.get_by_role("link").click()
     expect(page.locator("pre.mail")).to_contain_text("/approve/")
     page.locator("pre.mail a[href*='/approve/']").click()
-    expect(page.get_by_role("heading", name=f"Approve {reference}?")).to_be_visible()
+    # The token is gone from the address bar: the page is this session's own.
+    assert "/approve/" not in page.url or "/approve/t/" in page.url
+    sign_in_form(
+        page,
+        username,
+        screenshot="14-approver-sign-in" if "sign-in" in screenshots else None,
+        code_screenshot="15-approver-code" if "sign-in" in screenshots else None,
+    )
+    expect(page.get_by_role("heading", name=f"Approve the {kind} of {reference}?")).to_be_visible()
     expect(page.get_by_text(f"Hello {username}.")).to_be_visible()
+    assert "/approve/t/" in page.url
     return page
 
 
 def press(page, button):
-    """Click a decision button on the approval page; say plainly when CSRF refused the POST."""
+    """Click a decision button on the approval page. The POST must carry Django's CSRF token
+    and a real Origin (the page's Referrer-Policy is same-origin: with no-referrer browsers
+    send Origin: null, which CSRF protection refuses)."""
     from playwright.sync_api import expect
 
-    page.get_by_role("button", name=button, exact=True).click()
+    with page.expect_request(lambda r: r.method == "POST" and "/approve/t/" in r.url) as sent:
+        page.get_by_role("button", name=button, exact=True).click()
+    post = sent.value
+    assert post.headers.get("origin") == page.url.split("/approve/")[0], post.headers
+    assert "csrfmiddlewaretoken=" in (post.post_data or "")
     expect(page.locator("h1")).to_be_visible()
     if "CSRF verification failed" in page.content():
-        raise AssertionError(
-            "the approval form's POST was refused by CSRF: the page's Referrer-Policy "
-            "(no-referrer) makes the browser send 'Origin: null'"
-        )
+        raise AssertionError("the approval form's POST was refused by CSRF")
 
 
 def download(page, link_name):
@@ -204,7 +238,9 @@ def download(page, link_name):
         return dl.suggested_filename, fh.read()
 
 
-def test_erasure_from_intake_to_certificate_and_the_auditors_reports(browser, stack, people):
+def test_erasure_from_intake_to_certificate_and_the_auditors_reports(
+    browser, stack, people, settings
+):
     from playwright.sync_api import expect
 
     samples = stack.sim.samples()
@@ -228,20 +264,51 @@ def test_erasure_from_intake_to_certificate_and_the_auditors_reports(browser, st
         expect(page.locator("body")).to_contain_text(registration_id)
     shot(page, "04-request-awaiting-approval")
 
-    # Both approvers open their own links from the outbox, read the plan and approve.
+    # Both approvers open their own links from the outbox, sign in (password, code), read
+    # what the erasure deletes, creates and keeps, and approve it explicitly.
+    settings.DSR_APPROVAL_REAUTH_SECONDS = 4
     for n, approver in enumerate(["ada", "alan"]):
         approval = open_approval_link(
-            browser, stack.url, approver, reference, screenshot="11-outbox" if n == 0 else None
+            browser,
+            stack.url,
+            approver,
+            reference,
+            screenshots=("outbox", "sign-in") if n == 0 else (),
         )
         expect(approval.locator("dl.facts")).to_contain_text(f"{n} of 2 so far")
+        expect(approval.locator("#will-delete")).to_contain_text("hub device")
+        expect(approval.locator("#will-create")).to_contain_text("disabled individual enrollment")
+        expect(approval.locator("#other-approvers")).to_have_text(
+            "alan" if n == 0 else "nobody else"
+        )
         for registration_id in ids:
             expect(approval.locator("body")).to_contain_text(registration_id)
         if n == 0:
             shot(approval, "05-approval")
-        press(approval, "Approve")
+            # A few seconds later the sign-in is too old for an erasure: confirm it is you.
+            time.sleep(4.5)
+            approval.reload()
+            expect(approval.locator("#decision-blocked")).to_contain_text("confirm it is you")
+            shot(approval, "16-approval-reauth-needed")
+            approval.get_by_role("link", name="Confirm it is you").click()
+            expect(approval.get_by_role("heading", name="Confirm it is you")).to_be_visible()
+            approval.get_by_label("Password").fill(PASSWORD)
+            device = people[approver].totpdevice_set.get()
+            approval.get_by_label("Code").fill(totp_code(device, offset=1))  # a fresh code
+            shot(approval, "17-reauth")
+            approval.get_by_role("button", name="Confirm").click()
+            expect(
+                approval.get_by_role("heading", name=f"Approve the erasure of {reference}?")
+            ).to_be_visible()
+        # Without ticking the confirmation, nothing is recorded.
+        press(approval, "Approve the erasure")
+        expect(approval.locator("#decision-error")).to_contain_text("cannot be undone")
+        approval.get_by_label("I understand that approving deletes").check()
+        press(approval, "Approve the erasure")
         expect(approval.get_by_role("heading", name="Thank you")).to_be_visible()
         expect(approval.locator("main")).to_contain_text("approved")
         approval.context.close()
+    settings.DSR_APPROVAL_REAUTH_SECONDS = 900
 
     # The officer's page follows fulfilment (progress.js polls, then reloads) to the end.
     page.reload()
@@ -322,8 +389,10 @@ def test_export_rejected_with_a_reason(browser, stack, people):
     reference = new_request(page, export, [reg], "TICKET-4712")
     submit_and_wait_for_plan(page, stack)
 
-    approval = open_approval_link(browser, stack.url, "ada", reference)
+    approval = open_approval_link(browser, stack.url, "ada", reference, kind="export")
     expect(approval.locator("dl.facts")).to_contain_text("0 of 1 so far")
+    expect(approval.locator("body")).not_to_contain_text("This cannot be undone")
+    shot(approval, "18-approval-export")
     press(approval, "Reject")
     expect(approval.get_by_role("alert")).to_contain_text("A reason is required")
     shot(approval, "10-approval-reject-without-reason")
@@ -338,3 +407,51 @@ def test_export_rejected_with_a_reason(browser, stack, people):
     expect(page.locator("dl.facts")).to_contain_text("Rejection reason")
     expect(page.locator("dl.facts")).to_contain_text("Identity not verified")
     page.context.close()
+
+
+def test_an_entra_approver_signs_in_with_microsoft_and_approves(browser, stack, people, settings):
+    """Single sign-on against the simulator's Entra stand-in: the account picker, back to the
+    portal with the approver role from Entra and MFA from the token, then the approval."""
+    from playwright.sync_api import expect
+
+    entra = stack.sim.entra
+    entra.set_redirect_uris([f"{stack.url}/accounts/sso/callback/"])
+    settings.DSR_OIDC_AUTHORITY = stack.sim_url
+    settings.DSR_OIDC_TENANT = entra.tenant_id
+    settings.DSR_OIDC_CLIENT_ID = entra.client_id
+    settings.DSR_OIDC_CLIENT_SECRET = entra.client_secret
+
+    context = browser.new_context(base_url=stack.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT)
+    approver = context.new_page()
+    approver.goto("/accounts/login/")
+    shot(approver, "19-sign-in-with-microsoft")
+    approver.get_by_role("button", name="Sign in with Microsoft").click()
+    expect(approver.locator("body")).to_contain_text("approver1@contoso.example")
+    shot(approver, "20-entra-account-picker")
+    approver.locator("button[data-upn='approver1@contoso.example']").click()
+    expect(approver.get_by_role("button", name="Sign out")).to_be_visible()
+    expect(approver.locator(".who")).to_contain_text("approver1@contoso.example")
+
+    page = login(browser, stack.url, "olivia")
+    export = "Export (access / portability / right to know)"
+    reference = new_request(page, export, [stack.sim.samples()["individual_x509"][2]], "T-9")
+    submit_and_wait_for_plan(page, stack)
+    page.context.close()
+
+    approver.goto("/dev/outbox/")
+    approver.locator("tbody tr").filter(has_text="approver1@contoso.example").filter(
+        has_text=f"[{reference}]"
+    ).get_by_role("link").click()
+    approver.locator("pre.mail a[href*='/approve/']").click()
+    expect(
+        approver.get_by_role("heading", name=f"Approve the export of {reference}?")
+    ).to_be_visible()
+    press(approver, "Approve the export")
+    expect(approver.get_by_role("heading", name="Thank you")).to_be_visible()
+    context.close()
+    from requests_app.models import Approval
+
+    approval = Approval.objects.get(request__reference=reference)
+    assert approval.approver_name == "approver1@contoso.example"
+    assert approval.second_factor == "entra mfa"
