@@ -37,6 +37,11 @@ try:
     if not DATABASE_URL.startswith(("sqlite:", "postgres:", "postgresql:")):
         raise ConfigError("DATABASE_URL: expected sqlite:///PATH or postgres://USER@HOST/NAME")
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # The owner role that runs migrations (`manage.py setup_database`); the application role
+    # of DATABASE_URL may only INSERT and SELECT on the audit tables.
+    DATABASE_MIGRATE_URL = envstr("DATABASE_MIGRATE_URL")
+    if DATABASE_MIGRATE_URL:
+        DATABASES["owner"] = dj_database_url.parse(DATABASE_MIGRATE_URL)
     if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         # Web, worker and scheduler write at once in the default setup: wait for the lock
         # instead of failing, take it up front, and let readers go on while one writes.
@@ -103,6 +108,14 @@ try:
     DSR_PARALLEL_JOBS = envint("DSR_PARALLEL_JOBS", 4, minimum=1)
     DSR_WORKER_THREADS = envint("DSR_WORKER_THREADS", 4, minimum=1)
     DSR_DASHBOARD_CACHE_SECONDS = envint("DSR_DASHBOARD_CACHE_SECONDS", 300, minimum=0)
+    # Evidence: signed checkpoints of the audit chain, published outside the database.
+    # The signing key is read by the scheduler only (never the web or the worker).
+    DSR_AUDIT_SIGNING_KEY_FILE = envstr("DSR_AUDIT_SIGNING_KEY_FILE")
+    DSR_AUDIT_PUBLIC_KEY = envstr("DSR_AUDIT_PUBLIC_KEY")  # base64 raw Ed25519, or _FILE
+    DSR_AUDIT_CHECKPOINT_DIR = envstr("DSR_AUDIT_CHECKPOINT_DIR")
+    DSR_AUDIT_CHECKPOINT_SECONDS = envint("DSR_AUDIT_CHECKPOINT_SECONDS", 3600, minimum=10)
+    DSR_AUDIT_CHECKPOINT_EMAIL = envbool("DSR_AUDIT_CHECKPOINT_EMAIL", True)  # to auditors
+    DSR_AUDIT_CHECKPOINT_WEBHOOK = envstr("DSR_AUDIT_CHECKPOINT_WEBHOOK")  # optional https URL
 except ConfigError as exc:
     sys.exit(f"configuration error: {exc}")
 
