@@ -12,9 +12,41 @@ import django_rq
 from django.conf import settings
 from django.db import close_old_connections, transaction
 from redis.exceptions import RedisError
+from rq.job import Job
 from rq.worker import SimpleWorker
 
 log = logging.getLogger(__name__)
+
+# The only functions a portal worker runs. RQ would import and call whatever a job names, so
+# anyone able to write to Redis could run code in the process that holds the Azure secrets;
+# the worker refuses everything else (and any argument that is not a primary key).
+ALLOWED_JOBS = frozenset(
+    {
+        "requests_app.lifecycle.scope_job",
+        "requests_app.fulfilment.run_job",
+    }
+)
+
+
+class JobRefused(Exception):
+    """A job that names a function (or arguments) the portal never enqueues."""
+
+
+class PortalJob(Job):
+    """RQ's job, run only when it is one of ALLOWED_JOBS called with primary keys."""
+
+    def _execute(self):
+        if self.func_name in settings.DSR_WORKER_EXTRA_JOBS:
+            return super()._execute()
+        if self.func_name not in ALLOWED_JOBS:
+            log.error("refused job %s: %r is not a portal job function", self.id, self.func_name)
+            raise JobRefused(f"{self.func_name!r} is not one of the portal's job functions")
+        if self.kwargs or not all(
+            isinstance(a, int) and not isinstance(a, bool) for a in self.args
+        ):
+            log.error("refused job %s: arguments are not primary keys", self.id)
+            raise JobRefused("job arguments must be primary keys (integers)")
+        return super()._execute()
 
 
 def redis_connection():
@@ -65,4 +97,5 @@ def worker(name=None):
         name=name,
         connection=queues[0].connection,
         serializer=queues[0].serializer,
+        job_class=PortalJob,
     )

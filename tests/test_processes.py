@@ -21,7 +21,11 @@ def test_worker_finishes_the_current_job_on_sigterm(tmp_path, redis_db):
     worker = subprocess.Popen(
         [sys.executable, "manage.py", "worker", "--name", f"sigterm-{os.getpid()}"],
         cwd=ROOT,
-        env={**os.environ, "RQ_LOG_LEVEL": "WARNING"},
+        env={
+            **os.environ,
+            "RQ_LOG_LEVEL": "WARNING",
+            "DSR_WORKER_EXTRA_JOBS": "tests.jobs.slow_write",
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -66,3 +70,22 @@ def test_jobs_are_serialized_as_json(redis_db):
     job = get_queue("fulfilment").enqueue("requests_app.fulfilment.run_job", 42)
     data = json.loads(zlib.decompress(redis_db.hget(f"rq:job:{job.id}", "data")))
     assert data == ["requests_app.fulfilment.run_job", None, [42], {}]
+
+
+@pytest.mark.django_db(transaction=True)  # the worker closes old connections around each job
+def test_the_worker_refuses_jobs_the_portal_never_enqueues(redis_db, tmp_path):
+    """Whoever can write to Redis must not run code in the worker (which holds the Azure
+    secrets): a job naming any other function, or passing anything but primary keys, fails
+    without being imported or called."""
+    from requests_app.queues import worker
+
+    pwned = tmp_path / "pwned"
+    queue = get_queue("default")
+    foreign = queue.enqueue("os.system", f"touch {pwned}")
+    smuggled = queue.enqueue("requests_app.lifecycle.scope_job", "1; DROP TABLE x")
+    worker(name=f"refuse-{os.getpid()}").work(burst=True, with_scheduler=False)
+    assert not pwned.exists()
+    for job in (foreign, smuggled):
+        job.refresh()
+        assert job.get_status() == "failed"
+        assert "JobRefused" in job.latest_result().exc_string
