@@ -1,4 +1,5 @@
-"""Routes for the reports pages: register, evidence report, audit chain and audit log."""
+"""Routes for the reports pages: register, evidence report, audit trail and log, and the
+offline-verification guide."""
 
 from django.urls import path
 
@@ -10,4 +11,9 @@ urlpatterns = [
     path("requests/<str:reference>/evidence.pdf", reports.evidence_pdf, name="evidence_pdf"),
     path("audit/", reports.audit_chain, name="audit_chain"),
     path("audit/log.jsonl", reports.audit_log_jsonl, name="audit_log_jsonl"),
+    path(
+        "audit/offline-verification/",
+        reports.audit_offline_guide,
+        name="audit_offline_guide",
+    ),
 ]

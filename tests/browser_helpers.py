@@ -19,6 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"
+
+
 def chromium_path():
     """Debian's Chromium (or DSR_CHROMIUM); None means Playwright's own download, which
     ``bin/ensure-browser`` (run by ``make test``) falls back to where apt is not available."""

@@ -8,7 +8,7 @@ from django.utils import timezone
 from requests_app import charts, dashboard
 from requests_app.models import Approval, DataRequest, Status
 from requests_app.models.requests import add_months
-from tests.conftest import make_user
+from tests.conftest import make_user, sign_in
 from tests.lifecycle_helpers import make_request
 
 pytestmark = pytest.mark.django_db
@@ -192,7 +192,7 @@ def test_dashboard_page(client, officer, approver):
     assert "Awaiting your action" in page and "Submit your draft" in page
     assert "<svg" in page and "<table" in page and "On-time rate</th>" in page
     assert "<script" not in page.split("<main")[1]
-    client.force_login(approver)
+    sign_in(client, approver)
     page = client.get("/dashboard/").content.decode()
     assert "Approve or reject" in page and "Submit your draft" not in page
 
@@ -216,3 +216,67 @@ def test_user_without_role_gets_the_welcome_page(client):
     response = client.get("/dashboard/")
     assert response.status_code == 200
     assert "has no role yet" in response.content.decode()
+
+
+# --- running now, finished this week, muted zero tiles ------------------------------------
+
+
+def test_running_now_and_finished_this_week(officer):
+    queued = _request(officer, status=Status.APPROVED)
+    running = _request(officer, status=Status.RUNNING, started_at=timezone.now())
+    _request(officer, status=Status.AWAITING_APPROVAL)
+    done = _request(officer, status=Status.COMPLETED, completed_at=timezone.now())
+    cancelled = _request(
+        officer, status=Status.CANCELLED, completed_at=timezone.now() - timedelta(days=2)
+    )
+    _request(officer, status=Status.COMPLETED, completed_at=timezone.now() - timedelta(days=8))
+    assert {r.pk for r in dashboard.running_now()} == {queued.pk, running.pk}
+    assert [r.pk for r in dashboard.finished_recently()] == [done.pk, cancelled.pk]
+
+
+def test_dashboard_lists_running_and_finished_with_devices(client, officer):
+    running = make_request(officer, ["reg-1", "reg-2", "reg-3"])
+    DataRequest.objects.filter(pk=running.pk).update(
+        status=Status.RUNNING, started_at=timezone.now()
+    )
+    done = _request(officer, status=Status.COMPLETED, completed_at=timezone.now())
+    client.force_login(officer)
+    response = client.get("/")
+    page = response.content.decode()
+    section = page.split('id="running-heading"')[1].split("</section>")[0]
+    assert running.reference in section and '<td class="num">3</td>' in section
+    assert "0%" in section
+    finished = page.split('id="finished-heading"')[1].split("</section>")[0]
+    assert (
+        done.reference in finished and f"{timezone.localtime(timezone.now()):%Y-%m-%d}" in finished
+    )
+    assert running.reference not in finished
+
+
+def test_zero_tiles_are_muted(client, officer):
+    _request(officer, status=Status.FAILED)
+    client.force_login(officer)
+    page = client.get("/").content.decode()
+    tiles = page.split('id="status-heading"')[1].split("</section>")[0]
+    assert '<a class="stat" href="/requests/?status=failed">' in tiles
+    assert '<a class="stat zero" href="/requests/?status=completed">' in tiles
+    assert tiles.count("stat zero") == len(Status.values) - 1
+
+
+def test_dashboard_query_count_does_not_grow(client, officer, django_assert_max_num_queries):
+    client.force_login(officer)
+    client.get("/")  # the session's first request may write to it: not the page's cost
+
+    def count():
+        with django_assert_max_num_queries(30) as captured:
+            assert client.get("/").status_code == 200
+        return len(captured.captured_queries)
+
+    for _ in range(2):
+        _request(officer, status=Status.RUNNING)
+        _request(officer, status=Status.COMPLETED, completed_at=timezone.now())
+    few = count()
+    for _ in range(20):
+        _request(officer, status=Status.RUNNING)
+        _request(officer, status=Status.COMPLETED, completed_at=timezone.now())
+    assert count() == few

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from requests_app import access, charts, deadlines, roles
 from requests_app import dashboard as numbers
+from requests_app.form_fields import IsoDateField
 from requests_app.models import DataRequest, Kind, Regulation, RequestIdentifier, Status
 from requests_app.models.requests import OPEN_STATUSES
 
@@ -41,15 +42,26 @@ def _choices(pairs, blank="Any"):
     return [("", blank), *pairs]
 
 
+# What the list calls each kind (the full label explains the rights; the column has no room).
+KIND_SHORT = {value: label.split(" (")[0] for value, label in Kind.choices}
+
+
 class RequestFilterForm(forms.Form):
     q = forms.CharField(
         label="Search",
         required=False,
         max_length=200,
-        help_text="Reference, subject reference, registration ID or device ID",
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": "Reference, subject or device ID",
+                "type": "search",
+            }
+        ),
     )
     status = forms.ChoiceField(label="Status", required=False, choices=_choices(Status.choices))
-    kind = forms.ChoiceField(label="Kind", required=False, choices=_choices(Kind.choices))
+    kind = forms.ChoiceField(
+        label="Kind", required=False, choices=_choices(list(KIND_SHORT.items()))
+    )
     regulation = forms.ChoiceField(
         label="Regulation", required=False, choices=_choices(Regulation.choices)
     )
@@ -63,15 +75,10 @@ class RequestFilterForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # "from" is a keyword in Python, so these two are added by name.
-        self.fields["from"] = forms.DateField(
-            label="Received from", required=False, input_formats=["%Y-%m-%d"]
-        )
-        self.fields["to"] = forms.DateField(
-            label="Received to", required=False, input_formats=["%Y-%m-%d"]
-        )
-        for name in ("from", "to"):
-            self.fields[name].error_messages["invalid"] = "Enter a date as YYYY-MM-DD."
-            self.fields[name].widget.input_type = "date"
+        self.fields["from"] = IsoDateField(label="Received from", required=False)
+        self.fields["to"] = IsoDateField(label="Received to", required=False)
+        # Sort last, after the dates.
+        self.fields["sort"] = self.fields.pop("sort")
 
     def clean(self):
         data = super().clean()
@@ -131,12 +138,16 @@ def request_list(request):
     filtered = any(value for name, value in form.cleaned_data.items() if name != "sort")
     queryset = filtered_requests(form.cleaned_data, timezone.localdate())
     page = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = numbers.device_counts(page.object_list)
+    for row in rows:
+        row.kind_short = KIND_SHORT.get(row.kind, row.kind)
     return render(
         request,
         "requests_app/request_list.html",
         {
             "form": form,
             "page": page,
+            "rows": rows,
             "filtered": filtered,
         },
     )
@@ -152,9 +163,18 @@ def dashboard(request):
     months = numbers.monthly_cached(today)
     overdue = list(numbers.overdue(today)[:PAGE_SIZE])
     due_soon = list(numbers.due_soon(today)[:PAGE_SIZE])
+    running = list(numbers.running_now()[:PAGE_SIZE])
+    finished = list(numbers.finished_recently()[:PAGE_SIZE])
+    numbers.device_counts(running + finished)
+    numbers.progress_percents(running)
+    for row in running + finished:
+        row.kind_short = KIND_SHORT.get(row.kind, row.kind)
     context = {
         "today": today,
         "counts": numbers.counts_by_status(),
+        "running": running,
+        "finished": finished,
+        "finished_days": numbers.FINISHED_DAYS,
         "overdue": overdue,
         "due_soon": due_soon,
         "awaiting": list(numbers.awaiting_action(request.user)[:PAGE_SIZE]),

@@ -1,5 +1,6 @@
 """Reports for auditors and officers: the register (CSV), a request's evidence report (PDF),
-the audit chain's verification and the audit log for a period (JSON lines).
+the audit page (the chain's verification and its events, filtered and paginated), the audit log
+for a period (JSON lines) and the offline-verification guide as a page.
 
 Every download writes a ``report_downloaded`` audit event. Register and audit pages answer 403 to
 signed-in users without the role; the evidence report of a request answers 404 (not yours).
@@ -7,16 +8,20 @@ signed-in users without the role; the evidence report of a request answers 404 (
 
 import json
 from datetime import datetime, time, timedelta
+from pathlib import Path
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from requests_app import roles
+from requests_app import roles, timeline
+from requests_app.audit_view import PAGE_SIZE, AuditFilterForm, filtered_events
+from requests_app.docs_render import render_markdown
 from requests_app.evidence import render_evidence_pdf
 from requests_app.models import AuditEvent, DataRequest
 from requests_app.models.audit import verify_chain
@@ -24,6 +29,7 @@ from requests_app.register import PeriodError, parse_period, register_lines
 
 REGISTER_ROLES = (roles.OFFICER, roles.AUDITOR, roles.ADMIN)
 AUDIT_ROLES = (roles.AUDITOR, roles.ADMIN)
+OFFLINE_GUIDE = Path(__file__).resolve().parents[2] / "docs" / "verify-audit-offline.md"
 
 
 def _has_any(user, wanted):
@@ -102,16 +108,45 @@ def evidence_pdf(request, reference):
 def audit_chain(request):
     _require(request.user, AUDIT_ROLES)
     ok, count, head, problem = verify_chain()
+    form = AuditFilterForm(request.GET)
+    form.is_valid()  # invalid fields are reported on the page; the valid ones still filter
+    filtered = any(form.cleaned_data.values())
+    page = Paginator(filtered_events(form.cleaned_data), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
     today = timezone.localdate()
     context = {
         "ok": ok,
         "count": count,
         "head": head,
         "problem": problem,
+        "form": form,
+        "filtered": filtered,
+        "page": page,
+        "events": timeline.described(page.object_list),
         "default_from": today.replace(day=1).isoformat(),
         "default_to": today.isoformat(),
     }
     return render(request, "requests_app/audit_chain.html", context)
+
+
+@login_required
+@require_GET
+def audit_offline_guide(request):
+    """docs/verify-audit-offline.md as a page, for the people who run the check."""
+    _require(request.user, AUDIT_ROLES)
+    text = OFFLINE_GUIDE.read_text(encoding="utf-8")
+    return render(
+        request,
+        "docs_page.html",
+        {
+            "title": "Verifying the audit log offline",
+            "body": render_markdown(text),
+            "source": "docs/verify-audit-offline.md",
+            "back_url": "audit_chain",
+            "back_label": "Back to the audit trail",
+        },
+    )
 
 
 def audit_line(event):

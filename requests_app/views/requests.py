@@ -8,7 +8,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from requests_app import access, deadlines, lifecycle, roles
+from requests_app import access, deadlines, lifecycle, plan_view, request_page, roles
+from requests_app.accounts import twofactor
+from requests_app.accounts.identity import client_ip
 from requests_app.models import (
     Approval,
     Artifact,
@@ -16,7 +18,8 @@ from requests_app.models import (
     IllegalTransition,
     Status,
 )
-from requests_app.progress import plan_operations, progress_of
+from requests_app.models.requests import FINAL_STATUSES, TRANSITIONS
+from requests_app.progress import progress_of
 
 
 @login_required
@@ -38,6 +41,7 @@ def request_detail(request, reference):
     req = access.request_for_viewer(request.user, reference)
     user = request.user
     is_officer = roles.has_role(user, roles.OFFICER)
+    # Who may decide here. Kept as it was; to be replaced by one may_decide(user, req).
     my_decision = req.approvals.filter(approver=user, plan_version=req.plan_version).first()
     can_decide = (
         req.status == Status.AWAITING_APPROVAL
@@ -45,26 +49,35 @@ def request_detail(request, reference):
         and user.pk != req.created_by_id
         and my_decision is None
     )
+    may_decide = can_decide
+    progress = progress_of(req)
+    approvals = list(req.approvals.all())
+    done = request_page.completion(req)
     context = {
         "req": req,
-        "devices": req.devices.all(),
-        "operations": plan_operations(req),
-        "approvals": req.approvals.select_related("approver"),
-        "artifacts": [a for a in req.artifacts.all() if access.can_download(user, a)],
-        "timeline": AuditEvent.objects.filter(request_ref=req.reference).order_by("seq")[:500],
-        "progress": progress_of(req),
+        "plan": plan_view.build(req, request.GET),
+        "approvals": approvals,
+        "artifacts": [
+            a for a in req.artifacts.select_related("request") if access.can_download(user, a)
+        ],
+        "timeline": request_page.request_timeline(req, request.GET),
+        "progress": progress,
+        "done": done,
+        "next_step": request_page.next_step(
+            req,
+            progress=progress,
+            approvals=approvals,
+            done=done,
+            is_officer=is_officer,
+            can_decide=may_decide,
+            my_decision=my_decision,
+        ),
+        "failure": request_page.failure_words(req),
         "officer_actions": is_officer,
-        "can_decide": can_decide,
+        "can_decide": may_decide,
         "my_decision": my_decision,
         "extension_limit": deadlines.extension_limit(req),
-        "has_actions": req.status
-        in (
-            Status.DRAFT,
-            Status.PLANNING,
-            Status.AWAITING_APPROVAL,
-            Status.APPROVED,
-            Status.FAILED,
-        ),
+        "can_cancel": Status.CANCELLED in TRANSITIONS[Status(req.status)],
         "can_evidence": is_officer
         or roles.has_role(user, roles.AUDITOR)
         or roles.has_role(user, roles.ADMIN),
@@ -78,7 +91,12 @@ def request_detail(request, reference):
 def request_progress(request, reference):
     req = access.request_for_viewer(request.user, reference)
     return JsonResponse(
-        {"status": req.status, "label": req.get_status_display(), **progress_of(req)}
+        {
+            "status": req.status,
+            "label": req.get_status_display(),
+            "final": req.status in FINAL_STATUSES,
+            **progress_of(req),
+        }
     )
 
 
@@ -152,6 +170,13 @@ def request_decide(request, reference):
     if decision not in Approval.Decision.values:
         messages.error(request, "Choose approve or reject.")
         return redirect(req.get_absolute_url())
+    if (
+        decision == Approval.Decision.APPROVED
+        and req.includes_erasure
+        and request.POST.get("confirm") != "irreversible"
+    ):
+        messages.error(request, "Tick the box to confirm the deletion cannot be undone.")
+        return redirect(req.get_absolute_url())
     try:
         lifecycle.decide(
             req,
@@ -160,7 +185,8 @@ def request_decide(request, reference):
             reason=request.POST.get("reason", ""),
             via="portal",
             plan_version=request.POST.get("plan_version", ""),
-            ip=request.META.get("REMOTE_ADDR"),
+            proof=twofactor.proof_of(request),
+            ip=client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
         )
     except lifecycle.DecisionRefused as exc:
