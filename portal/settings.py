@@ -78,6 +78,10 @@ try:
     DSR_LOGIN_MAX_FAILURES_PER_IP = envint("DSR_LOGIN_MAX_FAILURES_PER_IP", 20, minimum=1)
     DSR_LOGIN_LOCKOUT_SECONDS = envint("DSR_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
     DSR_TRUSTED_PROXIES = envnetworks("DSR_TRUSTED_PROXIES")
+    # Anonymous noise (failed sign-ins, refused links): one event per source and window, at
+    # most this many first occurrences a minute; repeats are counted (accounts/noise.py).
+    DSR_NOISE_WINDOW_SECONDS = envint("DSR_NOISE_WINDOW_SECONDS", 60, minimum=1)
+    DSR_NOISE_EVENTS_PER_MINUTE = envint("DSR_NOISE_EVENTS_PER_MINUTE", 60, minimum=1)
     DSR_REQUIRE_2FA = envchoices(
         "DSR_REQUIRE_2FA",
         ["approver", "admin"],

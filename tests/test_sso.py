@@ -21,7 +21,7 @@ CALLBACK = "http://testserver/accounts/sso/callback/"
 
 
 @pytest.fixture
-def entra(settings, tmp_path):
+def entra(settings, tmp_path, redis_db):  # redis_db: the anonymous-noise counters start at zero
     sim = Simulator(seed=1, devices=1, entra_redirect_uris=[CALLBACK])
     server = serve(sim)
     settings.DSR_OIDC_AUTHORITY = server.url

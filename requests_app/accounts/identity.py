@@ -33,12 +33,25 @@ def _trusted(proxies):
     return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in proxies if p.strip())
 
 
-def _is_trusted(address):
+def _address(hop):
+    """The IP address of a hop, which proxies write as ``ip``, ``ip:port``, ``[v6]`` or
+    ``[v6]:port`` (Azure Application Gateway and App Service add the port); None if it is
+    none of these."""
+    hop = hop.strip()
+    if hop.startswith("["):
+        hop = hop[1:].split("]", 1)[0]
+    elif hop.count(":") == 1:
+        hop = hop.split(":", 1)[0]
     try:
-        ip = ipaddress.ip_address(address.strip())
+        return ipaddress.ip_address(hop)
     except ValueError:
-        return False
-    return any(ip in network for network in _trusted(tuple(settings.DSR_TRUSTED_PROXIES)))
+        return None
+
+
+def _is_trusted(address):
+    ip = _address(address)
+    trusted = _trusted(tuple(settings.DSR_TRUSTED_PROXIES))
+    return ip is not None and any(ip in network for network in trusted)
 
 
 def client_ip(request):
@@ -49,10 +62,9 @@ def client_ip(request):
     hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
     for hop in reversed([h for h in hops if h]):
         if not _is_trusted(hop):
-            try:
-                return str(ipaddress.ip_address(hop))
-            except ValueError:
-                return remote  # a malformed hop: trust nothing further left
+            ip = _address(hop)
+            # A malformed hop: the trusted proxy wrote something odd; trust nothing left of it.
+            return str(ip) if ip is not None else remote
     return remote
 
 

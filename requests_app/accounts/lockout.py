@@ -25,6 +25,7 @@ from django.db.models import Sum
 from django.dispatch import receiver
 from django.utils import timezone
 
+from requests_app.accounts import noise
 from requests_app.accounts.identity import client_ip, normalise_username
 from requests_app.models import AuditEvent
 
@@ -41,6 +42,16 @@ class LockoutHandler(AxesDatabaseHandler):
             by_address * settings.DSR_LOGIN_MAX_FAILURES // settings.DSR_LOGIN_MAX_FAILURES_PER_IP
         )
         return max(by_user, scaled)
+
+    def reset_user_attempts(self, request, credentials=None):
+        """On a successful sign-in forget that account's failures only. django-axes would
+        also delete every failure counted against the address, so an attacker could reset
+        their guessing budget by signing in to their own account between guesses."""
+        from axes.models import AccessAttempt
+
+        username = normalise_username((credentials or {}).get("username"))
+        deleted, _ = AccessAttempt.objects.filter(username=username).delete()
+        return deleted
 
 
 def credentials_for(username):
@@ -70,18 +81,13 @@ def audit_login_failed(sender, credentials, request=None, **kwargs):
     (django-axes flags those on the request), so refused traffic cannot grow the trail."""
     if request is not None and getattr(request, "axes_locked_out", False):
         return
-    details = {"door": getattr(request, "dsr_door", "password")} if request is not None else {}
-    if request is not None:
-        details["ip"] = client_ip(request)
-        details["user_agent"] = request.META.get("HTTP_USER_AGENT", "")[:300]
-    action = (
-        "password_reset_requested" if details.get("door") == "password_reset" else "login_failed"
-    )
-    AuditEvent.record(
-        action,
-        actor_kind="anonymous",
+    door = getattr(request, "dsr_door", "password") if request is not None else "password"
+    noise.record_anonymous(
+        "password_reset_requested" if door == "password_reset" else "login_failed",
         actor_name=normalise_username(credentials.get("username")) or "unknown",
-        **details,
+        ip=client_ip(request) if request is not None else "",
+        door=door,
+        user_agent=request.META.get("HTTP_USER_AGENT", "")[:300] if request is not None else "",
     )
 
 
@@ -94,9 +100,8 @@ def audit_lockout(sender, request, username, ip_address, **kwargs):
         action="login_locked_out", actor_name=name, details__ip=ip_address, created_at__gte=since
     ).exists()
     if not already:
-        AuditEvent.record(
+        noise.record_anonymous(
             "login_locked_out",
-            actor_kind="anonymous",
             actor_name=name,
             ip=ip_address,
             door=getattr(request, "dsr_door", "password"),

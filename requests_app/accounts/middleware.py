@@ -49,7 +49,8 @@ class SignedInSessionMiddleware:
         needs = twofactor.second_factor_required(user)
         if needs and not twofactor.proof_of(request).second_factor:
             return self.sign_out(request, "Sign in again with your second factor.")
-        if last is None or now - last > TOUCH_EVERY:
+        polling = request.path.endswith("/progress")  # the page refreshing itself, not a person
+        if last is None or (now - last > TOUCH_EVERY and not polling):
             request.session[LAST_SEEN] = now
         return None
 

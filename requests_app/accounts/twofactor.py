@@ -54,7 +54,9 @@ def has_second_factor(user):
 
 
 def begin(request, user, next_url):
-    """Park ``user`` (who gave the right password) until the second step."""
+    """Park ``user`` (who gave the right password) until the second step, in a session with
+    a new key (a session planted before the password must not inherit the pending sign-in)."""
+    request.session.cycle_key()
     request.session[PENDING] = {
         "user": user.pk,
         "backend": getattr(user, "backend", settings.AUTHENTICATION_BACKENDS[-1]),
@@ -136,7 +138,7 @@ def confirm_enrolment(user, device, token):
         return None
     with transaction.atomic():
         for old in devices_for_user(user, confirmed=None):
-            if old.pk != device.pk or not isinstance(old, TOTPDevice):
+            if isinstance(old, TOTPDevice) and old.pk != device.pk:
                 old.delete()
         device.confirmed = True
         device.save(update_fields=["confirmed"])
@@ -146,8 +148,12 @@ def confirm_enrolment(user, device, token):
 
 
 def new_recovery_codes(user):
-    StaticDevice.objects.filter(user=user).delete()
-    static = StaticDevice.objects.create(user=user, name="Recovery codes")
+    """Ten new codes replacing the old ones. The device is kept (a session verified with a
+    recovery code stays verified), only its codes change."""
+    static, _ = StaticDevice.objects.get_or_create(
+        user=user, defaults={"name": "Recovery codes", "confirmed": True}
+    )
+    StaticToken.objects.filter(device=static).delete()
     codes = [StaticToken.random_token() for _ in range(RECOVERY_CODES)]
     StaticToken.objects.bulk_create(StaticToken(device=static, token=c) for c in codes)
     return codes

@@ -15,6 +15,7 @@ urlpatterns = [
     path("sso/login/", views.sso_login, name="sso_login"),
     path("sso/callback/", views.sso_callback, name="sso_callback"),
     path("password_reset/", views.PasswordReset.as_view(), name="password_reset"),
+    path("password_change/", views.PasswordChange.as_view(), name="password_change"),
     path(
         "reset/<uidb64>/<token>/",
         views.PasswordResetConfirm.as_view(),

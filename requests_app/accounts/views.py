@@ -16,10 +16,11 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
+from django_otp import login as otp_login
 from joserfc.errors import JoseError
 from requests.exceptions import RequestException
 
-from requests_app.accounts import lockout, sso, twofactor
+from requests_app.accounts import lockout, noise, sso, twofactor
 from requests_app.accounts.forms import CodeForm, PasswordForm, ReauthForm
 from requests_app.accounts.identity import client_of
 from requests_app.models import AuditEvent
@@ -122,38 +123,50 @@ def login_code(request):
 @never_cache
 @require_http_methods(["GET", "POST"])
 def twofactor_setup(request):
-    """Enrol an authenticator app: during a first sign-in (pending), or signed in (replacing
-    the current one needs a recent sign-in)."""
+    """Enrol an authenticator app.
+
+    - During a first sign-in (pending, password given): only for a user who has no second
+      factor yet. A user who has one must give its code: a password alone never replaces it.
+    - Signed in: replacing the authenticator needs a recent sign-in with the current one;
+      a first authenticator set up in a signed-in session does not make that session
+      second-factor (sign in again with it). Entra ID users have their second factor at
+      Microsoft and none here.
+    """
     user, next_url = twofactor.pending(request)
     signed_in = user is None and request.user.is_authenticated
+    if user is not None and twofactor.has_second_factor(user):
+        return redirect("login_code")
     if signed_in:
         user = request.user
-        proof = twofactor.proof_of(request)
-        if twofactor.has_second_factor(user) and (
-            proof.age() > settings.DSR_APPROVAL_REAUTH_SECONDS
+        if not user.has_usable_password():
+            messages.info(request, "Your second factor is your Microsoft sign-in.")
+            return redirect("account_security")
+        if (
+            twofactor.has_second_factor(user)
+            and twofactor.proof_of(request).age() > settings.DSR_APPROVAL_REAUTH_SECONDS
         ):
             return redirect(f"{reverse('reauth')}?next={reverse('twofactor_setup')}")
     elif user is None:
         return redirect_to_login(request.get_full_path())
+    replacing = signed_in and twofactor.has_second_factor(user)
     device = twofactor.enrolment_device(user)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        if not signed_in and lockout.is_locked(request, user.get_username()):
+        if lockout.is_locked(request, user.get_username()):
             return locked_out(request)
         codes = twofactor.confirm_enrolment(user, device, form.cleaned_data["otp_token"])
         if codes is None:
             form.add_error("otp_token", "That code is not right. Enter the code the app shows now.")
-            if not signed_in:
-                lockout.count_failure(request, user.get_username(), "second_factor")
+            lockout.count_failure(request, user.get_username(), "second_factor")
         else:
             device.refresh_from_db()
-            if signed_in:
-                twofactor.reauthenticated(request, "totp")
-                from django_otp import login as otp_login
-
+            if not signed_in:
+                twofactor.complete(request, user, "totp", device=device, method="password")
+            elif replacing:
+                # The session was verified with the device just replaced (and recently).
                 otp_login(request, device)
             else:
-                twofactor.complete(request, user, "totp", device=device, method="password")
+                messages.info(request, "Sign out and in again to use it: decisions need it.")
             request.session[RECOVERY_SHOWN_ONCE] = {"codes": codes, "next": next_url}
             return redirect("twofactor_recovery")
     context = {
@@ -161,7 +174,7 @@ def twofactor_setup(request):
         "who": user,
         "qr": twofactor.qr_data_uri(device),
         "secret": device.config_url.split("secret=")[1].split("&")[0],
-        "replacing": signed_in and twofactor.has_second_factor(user),
+        "replacing": replacing,
     }
     return render(request, "registration/twofactor_setup.html", context)
 
@@ -230,8 +243,10 @@ def reauth(request):
             return locked_out(request)
         if form.is_valid():
             good = user.check_password(form.cleaned_data["password"])
-            device, label, wait = twofactor.verify(user, form.cleaned_data["otp_token"])
-            if good and device is not None:
+            device, label, wait = (
+                twofactor.verify(user, form.cleaned_data["otp_token"]) if good else (None, "", 0)
+            )
+            if device is not None:
                 twofactor.reauthenticated(request, label)
                 return HttpResponseRedirect(next_url)
             form.add_error(
@@ -263,13 +278,7 @@ def sso_login(request):
 
 
 def sso_refused(request, reason, message, status):
-    AuditEvent.record(
-        "sso_refused",
-        actor_kind="anonymous",
-        actor_name="unknown",
-        reason=reason,
-        **client_of(request),
-    )
+    noise.record_anonymous("sso_refused", reason=reason, **client_of(request))
     return render(
         request,
         "registration/sso_refused.html",
@@ -306,9 +315,13 @@ def sso_callback(request):
         )
     next_url = request.session.pop(SSO_NEXT, None) or reverse(settings.LOGIN_REDIRECT_URL)
     # Entra's auth_time (an optional claim) says when the person last authenticated there; a
-    # single sign-on session may be hours old.
+    # single sign-on session may be hours old. Without it, only a sign-in we asked to be fresh
+    # (prompt=login, max_age=0) counts as recent; any other is taken as old.
     at = claims.get("auth_time")
-    if request.session.pop(SSO_REAUTH, None) == user.pk and request.user.pk == user.pk:
+    reauthenticating = request.session.pop(SSO_REAUTH, None) == user.pk
+    if at is None and not reauthenticating:
+        at = 1  # long ago: an erasure will ask for a fresh sign-in
+    if reauthenticating and request.user.pk == user.pk:
         if at is not None and time.time() - at > 300:
             return sso_refused(
                 request,
@@ -353,7 +366,9 @@ class PasswordReset(auth_views.PasswordResetView):
 
         email = form.cleaned_data["email"]
         users = list(get_user_model().objects.filter(email__iexact=email, is_active=True)[:2])
-        key = users[0].get_username() if len(users) == 1 else email
+        # Counted under their own key (and the address), not the account's sign-in: anyone can
+        # ask for a reset, and that must not lock the account's owner out.
+        key = f"reset:{users[0].get_username() if len(users) == 1 else email.lower()}"
         if lockout.is_locked(self.request, key):
             return locked_out(self.request)
         lockout.count_failure(self.request, key, "password_reset")
@@ -372,6 +387,26 @@ class PasswordReset(auth_views.PasswordResetView):
             extra_email_context=self.extra_email_context,
         )
         return HttpResponseRedirect(self.get_success_url())
+
+
+class PasswordChange(auth_views.PasswordChangeView):
+    """Django's password change, behind the shared lockout: a wrong old password counts as a
+    failed sign-in (a session must not be a way to guess the password)."""
+
+    def post(self, request, *args, **kwargs):
+        if lockout.is_locked(request, request.user.get_username()):
+            return locked_out(request)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        if "old_password" in form.errors:
+            lockout.count_failure(self.request, self.request.user.get_username(), "password_change")
+        return super().form_invalid(form)
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        AuditEvent.record("password_changed", actor=self.request.user, **client_of(self.request))
+        return response
 
 
 class PasswordResetConfirm(auth_views.PasswordResetConfirmView):

@@ -30,7 +30,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from requests_app import lifecycle
 from requests_app.access import may_decide
-from requests_app.accounts import twofactor
+from requests_app.accounts import noise, twofactor
 from requests_app.accounts.identity import client_ip
 from requests_app.models import Approval, AuditEvent, DataRequest
 from requests_app.progress import plan_operations
@@ -43,17 +43,16 @@ MAX_TICKETS = 20
 
 def _refuse(request, refusal, data_request=None, approver=None, *, audit=True):
     """A page saying, in one sentence, why this cannot be used and what to do."""
-    if audit:
-        AuditEvent.record(
-            "approval_link_refused",
-            actor=request.user if request.user.is_authenticated else None,
-            actor_kind=None if request.user.is_authenticated else "anonymous",
-            actor_name=None if request.user.is_authenticated else "unknown",
-            request=data_request,
-            reason=refusal.reason,
-            link_for=approver.get_username() if approver else "",
-            ip=client_ip(request),
-        )
+    details = {
+        "request": data_request,
+        "reason": refusal.reason,
+        "link_for": approver.get_username() if approver else "",
+        "ip": client_ip(request),
+    }
+    if audit and request.user.is_authenticated:
+        AuditEvent.record("approval_link_refused", actor=request.user, **details)
+    elif audit:  # anonymous: bad or expired tokens, bounded (accounts/noise.py)
+        noise.record_anonymous("approval_link_refused", **details)
     response = render(
         request,
         "requests_app/approval_refused.html",
