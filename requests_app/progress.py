@@ -1,6 +1,6 @@
 """How far a request's plan has run: the numbers the page, the API and emails share."""
 
-from django.db.models import Case, Count, IntegerField, Q, Value, When
+from django.db.models import Count, Q
 
 from requests_app.models import Operation
 
@@ -27,19 +27,3 @@ def progress_of(request):
         "percent": round(100 * counts["done"] / total) if total else 0,
         "current_device": current.device.label if current else "",
     }
-
-
-def plan_operations(request):
-    """The plan as people read it: every read, then every deletion, then every check, each in
-    run order (within the erasure phase a device's deletions and checks alternate in ``seq``)."""
-    phase_order = Case(
-        When(phase=Operation.Phase.EXPORT, then=Value(0)),
-        When(phase=Operation.Phase.ERASURE, then=Value(1)),
-        default=Value(2),
-        output_field=IntegerField(),
-    )
-    return (
-        request.operations.select_related("device")
-        .annotate(phase_order=phase_order)
-        .order_by("phase_order", "seq")
-    )

@@ -356,3 +356,20 @@ def test_thousand_device_plan_renders_in_under_a_second(client, officer):
     )
     assert elapsed < 3, f"{elapsed:.2f} s"
     assert len(page) < 400_000, len(page)
+
+
+def test_the_request_page_applies_the_same_rule_as_the_decision(client, officer, approver):
+    """access.may_decide decides what the page offers: an approver who signed in too long ago
+    sees what to do instead of a form that would be refused; the POST is refused the same way."""
+    from tests.conftest import sign_in
+
+    req = make_plan(officer)  # an erasure awaiting approval
+    sign_in(client, approver, signed_in_seconds_ago=3600)
+    page = client.get(f"/requests/{req.reference}/").content.decode()
+    assert 'id="decision-blocked"' in page and "confirm it is you" in page
+    assert 'value="approved"' not in page and "/accounts/reauth/?next=" in page
+    response = client.post(
+        f"/requests/{req.reference}/decide",
+        {"decision": "approved", "confirm": "irreversible", "plan_version": req.plan_version},
+    )
+    assert response.status_code == 302 and not req.approvals.exists()

@@ -28,12 +28,11 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
-from requests_app import lifecycle
+from requests_app import lifecycle, plan_view
 from requests_app.access import may_decide
 from requests_app.accounts import noise, twofactor
 from requests_app.accounts.identity import client_ip
 from requests_app.models import Approval, AuditEvent, DataRequest
-from requests_app.progress import plan_operations
 from requests_app.tokens import TokenRefused, read_token
 
 TICKETS = "dsr_approval_tickets"
@@ -155,8 +154,7 @@ def approval_page(request, ref):
             "approvals": data_request.approvals.filter(plan_version=version),
             "error": error,
             "reason": request.POST.get("reason", ""),
-            "devices": data_request.devices.all(),
-            "operations": plan_operations(data_request),
+            "plan": plan_view.build(data_request, request.GET),
         },
         status=400 if error else (refusal.status if refusal else 200),
     )

@@ -41,15 +41,12 @@ def request_detail(request, reference):
     req = access.request_for_viewer(request.user, reference)
     user = request.user
     is_officer = roles.has_role(user, roles.OFFICER)
-    # Who may decide here. Kept as it was; to be replaced by one may_decide(user, req).
     my_decision = req.approvals.filter(approver=user, plan_version=req.plan_version).first()
-    can_decide = (
-        req.status == Status.AWAITING_APPROVAL
-        and roles.has_role(user, roles.APPROVER)
-        and user.pk != req.created_by_id
-        and my_decision is None
-    )
-    may_decide = can_decide
+    # The same rule as the decision itself: the form when it would be accepted; what to do
+    # when the person could fix it (re-authenticate, sign in with a second factor).
+    refusal = access.may_decide(user, req, proof=twofactor.proof_of(request))
+    may_decide = refusal is None
+    blocked = refusal if refusal is not None and refusal.fixable else None
     progress = progress_of(req)
     approvals = list(req.approvals.all())
     done = request_page.completion(req)
@@ -69,12 +66,13 @@ def request_detail(request, reference):
             approvals=approvals,
             done=done,
             is_officer=is_officer,
-            can_decide=may_decide,
+            can_decide=may_decide or blocked is not None,
             my_decision=my_decision,
         ),
         "failure": request_page.failure_words(req),
         "officer_actions": is_officer,
         "can_decide": may_decide,
+        "decision_blocked": blocked,
         "my_decision": my_decision,
         "extension_limit": deadlines.extension_limit(req),
         "can_cancel": Status.CANCELLED in TRANSITIONS[Status(req.status)],
