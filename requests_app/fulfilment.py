@@ -242,13 +242,17 @@ def claim_device(request, phase, owner):
         .exclude(operations__phase__in=phase, operations__state=Operation.State.FAILED)
         .distinct()
         .order_by("position")
-        .values_list("pk", flat=True)[:20]
+        .values_list("pk", "lease_until")[:20]
     )
-    for pk in candidates:
-        claimed = PlannedDevice.objects.filter(
-            Q(lease_until__isnull=True) | Q(lease_until__lt=now), pk=pk
-        ).update(claimed_by=owner, lease_until=lease_end())
+    for pk, expired in candidates:
+        claimed = PlannedDevice.objects.filter(pk=pk, lease_until=expired).update(
+            claimed_by=owner, lease_until=lease_end()
+        )
         if claimed:
+            if expired is not None:  # a dead worker's device, taken over before the reconciler
+                from requests_app.reconcile import record_takeover
+
+                record_takeover(request, expired, now, by="worker")
             return PlannedDevice.objects.get(pk=pk)
     return None
 

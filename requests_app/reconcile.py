@@ -42,17 +42,24 @@ def release_expired_leases(now=None):
             last_renewal[row["request_id"]] = max(row["until"], seen or row["until"])
     ops = expired_ops.update(state=Operation.State.PENDING, claimed_by="", lease_until=None)
     devices = expired_devices.update(claimed_by="", lease_until=None)
-    lease = timedelta(seconds=settings.DSR_LEASE_SECONDS)
     for request in DataRequest.objects.filter(pk__in=last_renewal):
-        until = last_renewal[request.pk]
-        AuditEvent.record(
-            "work_resumed",
-            request=request,
-            status=request.status,
-            lease_expired_at=until.isoformat(),
-            lost_seconds=round((now - (until - lease)).total_seconds()),
-        )
+        record_takeover(request, last_renewal[request.pk], now, by="reconciler")
     return ops, devices
+
+
+def record_takeover(request, lease_until, now, *, by):
+    """Put a lost worker on the request's timeline: when its work was taken back (by the
+    reconciler, or by another worker claiming the expired lease first) and how long it stood
+    still, from the dead worker's last renewal (lease_until − DSR_LEASE_SECONDS) to now."""
+    lease = timedelta(seconds=settings.DSR_LEASE_SECONDS)
+    AuditEvent.record(
+        "work_resumed",
+        request=request,
+        status=request.status,
+        by=by,
+        lease_expired_at=lease_until.isoformat(),
+        lost_seconds=round((now - (lease_until - lease)).total_seconds()),
+    )
 
 
 def has_live_job(job_ids):

@@ -623,6 +623,7 @@ def test_a_lost_worker_and_its_recovery_are_on_the_timeline(
     )
     assert reconcile.release_expired_leases(now) == (1, 1)
     event = AuditEvent.objects.get(action="work_resumed", request_ref=request.reference)
+    assert event.details["by"] == "reconciler"
     assert event.details["lost_seconds"] == 200
     assert event.details["lease_expired_at"] == lease_until.isoformat()
     # Nothing expired any more: a second pass records nothing.

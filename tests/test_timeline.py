@@ -223,6 +223,9 @@ def test_work_resumed_says_when_and_how_long(settings):
             describe(resumed) == "Worker lost; resumed by the reconciler at 10:11:12 (200 s lost)"
         )
     assert tone(resumed) == "warn"
+    taken = event("work_resumed", when=when, lost_seconds=7, by="worker", status="running")
+    with timezone.override("UTC"):
+        assert describe(taken) == "Worker lost; resumed by another worker at 10:11:12 (7 s lost)"
 
 
 def test_unknown_actions_and_odd_details_stay_readable():
