@@ -1,10 +1,51 @@
-"""The Django admin: users and roles (Django's own), requests read-only, the audit trail
-read-only, API tokens revocable, and the Azure targets file shown read-only."""
+"""The Django admin: users and roles (deactivated, never deleted once in the trail), requests
+read-only, the audit trail read-only, API tokens revocable (for good), and the Azure targets
+file shown read-only. Every privileged change is recorded by accounts.changes."""
 
-from django.contrib import admin
-from django.shortcuts import render
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.shortcuts import redirect, render
 
+from requests_app.accounts.changes import UserInTrail, appears_in_trail
 from requests_app.models import ApiToken, AuditEvent, DataRequest
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class PortalUserAdmin(UserAdmin):
+    """Django's user admin, with deactivation instead of deletion for anyone in the trail."""
+
+    actions = ["deactivate"]
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one by one, with the refusal below
+        return actions
+
+    @admin.action(description="Deactivate the selected users (they can no longer sign in)")
+    def deactivate(self, request, queryset):
+        for user in queryset.filter(is_active=True):
+            user.is_active = False
+            user.save(update_fields=["is_active"])  # recorded as user_deactivated
+
+    def delete_view(self, request, object_id, extra_context=None):
+        user = self.get_object(request, object_id)
+        if user is not None and appears_in_trail(user):
+            messages.error(
+                request,
+                f"{user.get_username()} appears in the audit trail, so the account cannot be "
+                "deleted: the trail must keep saying who did what. Deactivate it instead "
+                "(untick Active).",
+            )
+            return redirect("admin:auth_user_change", object_id)
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except UserInTrail as refusal:  # it appeared in the trail meanwhile
+            messages.error(request, str(refusal))
+            return redirect("admin:auth_user_change", object_id)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -35,17 +76,28 @@ class AuditEventAdmin(ReadOnlyAdmin):
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ["prefix", "user", "name", "created_at", "last_used_at", "revoked"]
-    readonly_fields = ["prefix", "user", "name", "token_hash", "created_at", "last_used_at"]
+    readonly_fields = [
+        "prefix",
+        "user",
+        "name",
+        "token_hash",
+        "created_at",
+        "last_used_at",
+        "revoked",
+    ]
     actions = ["revoke"]
 
     def has_add_permission(self, request):
         return False  # tokens are created with `manage.py create_api_token` (printed once)
 
-    @admin.action(description="Revoke the selected tokens")
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoked tokens stay listed
+
+    @admin.action(description="Revoke the selected tokens (for good)")
     def revoke(self, request, queryset):
-        queryset.update(revoked=True)
-        for token in queryset:
-            AuditEvent.record("api_token_revoked", actor=request.user, prefix=token.prefix)
+        for token in queryset.filter(revoked=False):
+            token.revoked = True
+            token.save(update_fields=["revoked"])  # recorded as api_token_revoked
 
 
 def azure_targets(request):

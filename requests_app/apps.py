@@ -7,4 +7,4 @@ class RequestsAppConfig(AppConfig):
 
     def ready(self):
         from requests_app import checks, signals  # noqa: F401  (registers checks and receivers)
-        from requests_app.accounts import lockout  # noqa: F401  (its signal receivers)
+        from requests_app.accounts import changes, lockout  # noqa: F401  (signal receivers)

@@ -51,6 +51,12 @@ ACTIONS = {
     "password_reset_requested": "Password reset asked for",
     "password_changed": "Password changed",
     "anonymous_attempts": "Repeated anonymous attempts (counted)",
+    "user_activated": "Account activated",
+    "user_deactivated": "Account deactivated",
+    "user_privileges_changed": "Staff or superuser flag changed",
+    "permissions_changed": "Permissions changed",
+    "second_factor_removed": "Second factor removed",
+    "azure_targets_loaded": "Azure targets file loaded (changed)",
     "api_token_created": "API token created",
     "api_token_revoked": "API token revoked",
 }
@@ -338,7 +344,25 @@ def _account(e, d):
         if d.get("removed"):
             parts.append("removed " + ", ".join(d["removed"]))
         via = " from Entra ID" if d.get("via") == "entra" else ""
-        return f"Roles of {e.actor_name} changed{via}: {'; '.join(parts) or 'none'}"
+        who = d.get("user") or e.actor_name
+        return f"Roles of {who} changed{via} by {e.actor_name}: {'; '.join(parts) or 'none'}"
+    if e.action in ("user_activated", "user_deactivated"):
+        done = "activated" if e.action == "user_activated" else "deactivated"
+        return f"Account {d.get('user')} {done} by {e.actor_name}"
+    if e.action == "user_privileges_changed":
+        flags = ", ".join(
+            f"{name.removeprefix('is_')} {'on' if new else 'off'}"
+            for name, (_, new) in sorted((k, v) for k, v in d.items() if k.startswith("is_"))
+        )
+        return f"Account {d.get('user')}: {flags} (by {e.actor_name})"
+    if e.action == "permissions_changed":
+        added, removed = ", ".join(d.get("added") or []), ", ".join(d.get("removed") or [])
+        change = f"added {added}" if added else f"removed {removed}"
+        return f"Permissions of {d.get('user')} changed by {e.actor_name}: {change}"
+    if e.action == "second_factor_removed":
+        return f"Second factor of {d.get('user')} removed ({d.get('kind')}) by {e.actor_name}"
+    if e.action == "azure_targets_loaded":
+        return f"Azure targets file loaded with a new SHA-256 {str(d.get('sha256'))[:12]}…"
     if e.action == "second_factor_enrolled":
         who = d.get("user") or e.actor_name
         return f"Second factor ({(d.get('kind') or '?').upper()}) set up for {who}"
@@ -384,6 +408,12 @@ DESCRIBERS = {
     "anonymous_attempts": _account,
     "password_changed": _account,
     "password_reset_requested": _account,
+    "user_activated": _account,
+    "user_deactivated": _account,
+    "user_privileges_changed": _account,
+    "permissions_changed": _account,
+    "second_factor_removed": _account,
+    "azure_targets_loaded": _account,
     "user_created": _account,
     "roles_changed": _account,
     "second_factor_enrolled": _account,

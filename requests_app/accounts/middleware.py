@@ -16,7 +16,7 @@ from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 
-from requests_app.accounts import twofactor
+from requests_app.accounts import changes, twofactor
 from requests_app.models import AuditEvent
 
 LAST_SEEN = "dsr_last_seen"
@@ -34,7 +34,9 @@ class SignedInSessionMiddleware:
             refused = self.check_session(request, user)
             if refused is not None:
                 return refused
-        response = self.get_response(request)
+        # Privileged changes made by this request are attributed to its user (accounts.changes).
+        with changes.acting(user if user.is_authenticated else None):
+            response = self.get_response(request)
         if request.user.is_authenticated or request.session.get(twofactor.PENDING):
             add_never_cache_headers(response)
             patch_cache_control(response, no_store=True, private=True)

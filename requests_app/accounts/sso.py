@@ -32,7 +32,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from requests_app import roles
-from requests_app.models import AuditEvent, ExternalIdentity
+from requests_app.accounts import changes
+from requests_app.models import ExternalIdentity
 
 ENTRA_ISSUER = "https://login.microsoftonline.com/{tenant}/v2.0"
 CALLBACK_PATH = "/accounts/sso/callback/"
@@ -159,7 +160,8 @@ def user_for(claims):
             f"of the app roles {', '.join(sorted(role_map()))} in Entra ID.",
         )
     User = get_user_model()  # noqa: N806
-    with transaction.atomic():
+    # Accounts and roles changed here are recorded (accounts.changes) as done by the sign-in.
+    with transaction.atomic(), changes.acting("Entra ID sign-in"):
         link = (
             ExternalIdentity.objects.select_for_update()
             .select_related("user")
@@ -179,7 +181,6 @@ def user_for(claims):
             link = ExternalIdentity.objects.create(
                 user=user, issuer=expected_issuer(), tenant=claims["tid"], subject=claims["oid"]
             )
-            AuditEvent.record("user_created", actor=user, via="entra", oid=claims["oid"])
         user = link.user
         if not user.is_active:
             raise SsoRefused("inactive", f"The portal account {user.username} is deactivated.")
@@ -189,9 +190,9 @@ def user_for(claims):
 
 
 def sync_roles(user, wanted):
-    """Make the user's portal roles exactly ``wanted`` (Entra is their source), audited."""
+    """Make the user's portal roles exactly ``wanted`` (Entra is their source); each change
+    is recorded by accounts.changes."""
     roles.ensure_groups()
-    have = set(roles.roles_of(user))
     admin = roles.ADMIN in wanted
     if user.is_staff != admin or user.is_superuser != admin:
         user.is_staff = user.is_superuser = admin
@@ -199,11 +200,3 @@ def sync_roles(user, wanted):
     groups = [r for r in wanted if r in roles.GROUP_ROLES]
     user.groups.set(Group.objects.filter(name__in=groups))
     user.__dict__.pop("_dsr_roles", None)
-    if have != set(wanted):
-        AuditEvent.record(
-            "roles_changed",
-            actor=user,
-            via="entra",
-            added=sorted(set(wanted) - have),
-            removed=sorted(have - set(wanted)),
-        )

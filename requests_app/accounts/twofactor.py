@@ -136,14 +136,16 @@ def confirm_enrolment(user, device, token):
     recovery codes (shown once), or None when the code is wrong."""
     if not device.verify_token("".join((token or "").split())):
         return None
-    with transaction.atomic():
+    from requests_app.accounts.changes import acting
+
+    # The person enrolling did it (during the first sign-in they are not signed in yet).
+    with transaction.atomic(), acting(user):
         for old in devices_for_user(user, confirmed=None):
             if isinstance(old, TOTPDevice) and old.pk != device.pk:
                 old.delete()
         device.confirmed = True
         device.save(update_fields=["confirmed"])
-        codes = new_recovery_codes(user)
-        AuditEvent.record("second_factor_enrolled", actor=user, kind="totp")
+        codes = new_recovery_codes(user)  # the enrolment is recorded by accounts.changes
     return codes
 
 
@@ -164,9 +166,6 @@ def enrol_totp(user):
     with transaction.atomic():
         TOTPDevice.objects.filter(user=user).delete()
         device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
-        AuditEvent.record(
-            "second_factor_enrolled", actor_name="add_user", kind="totp", user=user.get_username()
-        )
     return device
 
 

@@ -11,7 +11,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 
 from requests_app import roles
-from requests_app.accounts import twofactor
+from requests_app.accounts import changes, twofactor
 from requests_app.accounts.identity import normalise_username
 
 
@@ -51,7 +51,7 @@ class Command(BaseCommand):
         except ValidationError as problem:
             raise CommandError(f"--password: {' '.join(problem.messages)}") from None
         roles.ensure_groups()
-        with transaction.atomic():
+        with transaction.atomic(), changes.acting("manage.py add_user"):
             user, created = User.objects.get_or_create(username=username)
             user.email = email
             user.set_password(password)
@@ -67,5 +67,6 @@ class Command(BaseCommand):
         if generated:
             self.stdout.write(f"password: {password}")
         if totp:
-            device = twofactor.enrol_totp(user)
+            with changes.acting("manage.py add_user"):
+                device = twofactor.enrol_totp(user)
             self.stdout.write(f"totp: {device.config_url}")

@@ -4,8 +4,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from requests_app import roles
+from requests_app.accounts import changes
 from requests_app.api import issue_token
-from requests_app.models import AuditEvent
 
 
 class Command(BaseCommand):
@@ -28,14 +28,7 @@ class Command(BaseCommand):
             )
         if len(name) > 100:
             raise CommandError("--name: at most 100 characters")
-        token, raw = issue_token(user, name=name)
-        AuditEvent.record(
-            "api_token_created",
-            actor_kind="system",
-            actor_name="manage.py create_api_token",
-            user=username,
-            token_id=token.pk,
-            name=name,
-        )
+        with changes.acting("manage.py create_api_token"):  # recorded by accounts.changes
+            token, raw = issue_token(user, name=name)
         self.stdout.write(f"token for {username} ({token.prefix}…), shown only this once:")
         self.stdout.write(raw)

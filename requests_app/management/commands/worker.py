@@ -19,4 +19,31 @@ class Command(BaseCommand):
             configured_targets()  # with secrets: refuse to start on a bad entry
         except TargetsError as exc:
             raise CommandError(str(exc)) from None
+        record_targets_loaded()
         worker(name=name).work(burst=burst, with_scheduler=False)
+
+
+def record_targets_loaded():
+    """Which Azure targets a worker calls is a privileged fact: when the file a worker loads
+    differs from the one last recorded, the new SHA-256 goes into the audit chain."""
+    import hashlib
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from requests_app.models import AuditEvent
+
+    if not settings.DSR_AZURE_TARGETS:
+        return None
+    digest = hashlib.sha256(Path(settings.DSR_AZURE_TARGETS).read_bytes()).hexdigest()
+    last = AuditEvent.objects.filter(action="azure_targets_loaded").order_by("-seq").first()
+    if last is not None and last.details.get("sha256") == digest:
+        return None
+    return AuditEvent.record(
+        "azure_targets_loaded",
+        actor_kind="system",
+        actor_name="manage.py worker",
+        path=settings.DSR_AZURE_TARGETS,
+        sha256=digest,
+        previous=last.details.get("sha256") if last else None,
+    )
