@@ -108,11 +108,13 @@ def test_status_and_next_step_come_before_the_plan_and_actions_are_folded(client
 
 
 def test_a_draft_says_what_to_do_first(client, officer, auditor):
-    req = make_request(officer, ["reg-1"])
+    req = make_request(officer, ["reg-1", "reg-2"], hub_devices=[("dev-9", "h.azure-devices.net")])
     _, page = _page(client, officer, req)
     assert "check the identifiers, then submit it" in page
     assert "Submit for planning and approval" in page
     assert "The plan is not ready yet" in page
+    # The identifiers as entered, not "Devices (0)".
+    assert "3 identifiers entered" in page and "<code>dev-9@h.azure-devices.net</code>" in page
     _, page = _page(client, auditor, req)
     assert "an officer has not submitted it yet" in page
     assert "Submit for planning" not in page and "more-actions" not in page
