@@ -5,6 +5,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from requests_app import intake
+from requests_app.form_fields import IsoDateField
 from requests_app.models import Kind, Regulation
 
 PASTE_HELP = format_html(
@@ -25,21 +26,9 @@ CSV_HELP = format_html(
 class IntakeForm(forms.Form):
     kind = forms.ChoiceField(choices=Kind.choices, widget=forms.RadioSelect)
     regulation = forms.ChoiceField(choices=Regulation.choices, widget=forms.RadioSelect)
-    received_at = forms.DateField(
+    received_at = IsoDateField(
         label="Received on",
         initial=timezone.localdate,
-        input_formats=["%Y-%m-%d"],
-        # A text input: a date input shows the browser's locale format (mm/dd/yyyy), while the
-        # portal writes every date as YYYY-MM-DD.
-        widget=forms.DateInput(
-            attrs={
-                "pattern": r"\d{4}-\d{2}-\d{2}",
-                "placeholder": "YYYY-MM-DD",
-                "inputmode": "numeric",
-                "autocomplete": "off",
-            },
-            format="%Y-%m-%d",
-        ),
         error_messages={"invalid": "Enter the date as YYYY-MM-DD, e.g. 2026-03-31."},
         help_text=(
             "YYYY-MM-DD. The day the data subject's request reached you; the deadline counts "

@@ -210,7 +210,8 @@ def test_extend_form_partial(officer):
     assert 'name="csrfmiddlewaretoken"' in html
     for name in ("until", "reason", "notice_date"):
         assert f'name="{name}"' in html
-    assert f'max="{add_months(req.due_at, 2):%Y-%m-%d}"' in html
+    assert f"no later than {add_months(req.due_at, 2):%Y-%m-%d}" in html
+    assert 'type="date"' not in html and 'placeholder="YYYY-MM-DD"' in html  # ISO, any locale
     assert '<label for="extend-notice">' in html
     assert (
         render_to_string(
