@@ -3,31 +3,44 @@
 Layout::
 
     README.txt            what is inside, in plain words
-    manifest.json         the request, sources, api-versions, per-file SHA-256 and size,
-                          redactions, identifiers not found or unreachable, data out of reach
+    manifest.json         the request, sources, api-versions, SHA-256 and size of every other
+                          file, redactions, identifiers not found or unreachable, data out of
+                          reach
+    history.json          what was done for the request and when, as the subject may see it
+                          (``subject_history``: allow-listed, approvers pseudonymised)
     devices/<id>/dps-enrollment.json, dps-registration.json, dps-group-enrollment.json,
                  iothub-device.json, iothub-twin.json, modules/<moduleId>.json
-    audit.json            the request's audit events with their chain hashes
 
-Documents come from the ``ExportStore`` already redacted. Each member is written by streaming
-(the stored file in chunks, the manifest and audit trail piece by piece), so memory stays flat
-however many devices there are; only zipfile's own directory grows, by one small entry per file.
+The archive goes to the data subject, a third party to the organisation's staff: it carries no
+staff names, email addresses, IP addresses or user agents (the audit trail stays in the portal).
+
+Documents come from the ``ExportStore`` already redacted. Each member is written by streaming,
+so memory stays flat however many devices there are; only zipfile's own directory grows, by one
+small entry per file. The manifest gives the hash of every file, so the files it precedes are
+made first: README.txt in memory (it is small), history.json into a temporary file while it is
+hashed (it grows with the operations), the device documents were hashed when they were stored.
 """
 
 import hashlib
-import json
+import io
+import itertools
 import stat
+import tempfile
 import textwrap
 import zipfile
 from datetime import UTC, datetime
+from pathlib import Path
 
+from django.conf import settings
 from django.utils import timezone
 
 from requests_app.artifacts import store_artifact
 from requests_app.azure.dps import DPS_API_VERSION
 from requests_app.azure.iothub import HUB_API_VERSION
 from requests_app.evidence_store import ExportStore
-from requests_app.models import Approval, Artifact, AuditEvent, PlannedDevice
+from requests_app.json_stream import json_chunks
+from requests_app.models import Artifact, PlannedDevice
+from requests_app.subject_history import history, subject_approvals
 
 CHUNK = 1 << 16
 
@@ -84,16 +97,25 @@ def build_export_archive(request):
     """Build ``<reference>-export.zip`` and create or replace its ``Artifact``; returns it."""
     store = ExportStore(request)
     generated = timezone.now()
+    tmp_dir = Path(settings.DSR_DATA_DIR) / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
 
     def write(fh):
-        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-            _write_member(zf, "README.txt", generated, _readme_chunks(request, generated))
-            _write_member(
-                zf, "manifest.json", generated, _manifest_chunks(request, store, generated)
-            )
-            for entry in store.entries():
-                _copy_member(zf, entry, generated)
-            _write_member(zf, "audit.json", generated, _audit_chunks(request))
+        with (
+            io.BytesIO() as readme,
+            tempfile.TemporaryFile(dir=tmp_dir, prefix=f"{request.reference}-") as hist,
+        ):
+            made = [
+                _made_entry("README.txt", "readme", readme, _readme_chunks(request, generated)),
+                _made_entry("history.json", "history", hist, _history_chunks(request, generated)),
+            ]
+            manifest = _manifest_chunks(request, store, generated, made)
+            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+                _copy_into(zf, "README.txt", generated, readme)
+                _write_member(zf, "manifest.json", generated, manifest)
+                _copy_into(zf, "history.json", generated, hist)
+                for entry in store.entries():
+                    _copy_member(zf, entry, generated)
 
     return store_artifact(
         request,
@@ -130,69 +152,61 @@ def _zip_time(when):
     return max(when, datetime(1980, 1, 1, tzinfo=UTC)).timetuple()[:6]
 
 
+def _blocks(chunks):
+    """UTF-8 blocks of about CHUNK bytes from many small text chunks."""
+    pending, size = [], 0
+    for chunk in chunks:
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= CHUNK:
+            yield "".join(pending).encode("utf-8")
+            pending, size = [], 0
+    if pending:
+        yield "".join(pending).encode("utf-8")
+
+
 def _write_member(zf, name, when, chunks):
-    """Write text chunks as one member, gathering them into blocks of about CHUNK bytes."""
+    """Write text chunks as one member."""
     with zf.open(_zipinfo(name, when), "w", force_zip64=True) as out:
-        pending, size = [], 0
-        for chunk in chunks:
-            pending.append(chunk)
-            size += len(chunk)
-            if size >= CHUNK:
-                out.write("".join(pending).encode("utf-8"))
-                pending, size = [], 0
-        if pending:
-            out.write("".join(pending).encode("utf-8"))
+        for block in _blocks(chunks):
+            out.write(block)
+
+
+def _copy_into(zf, name, when, src):
+    """Stream a binary file object into the archive as one member; returns its SHA-256."""
+    digest = hashlib.sha256()
+    with zf.open(_zipinfo(name, when), "w", force_zip64=True) as out:
+        while chunk := src.read(CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
 
 
 def _copy_member(zf, entry, when):
     """Stream one stored document into the archive, checking it still has its recorded hash."""
-    digest = hashlib.sha256()
-    with (
-        open(entry["abspath"], "rb") as src,
-        zf.open(_zipinfo(entry["path"], when), "w", force_zip64=True) as out,
-    ):
-        while chunk := src.read(CHUNK):
-            digest.update(chunk)
-            out.write(chunk)
-    if digest.hexdigest() != entry["sha256"]:
+    with open(entry["abspath"], "rb") as src:
+        sha256 = _copy_into(zf, entry["path"], when, src)
+    if sha256 != entry["sha256"]:
         raise ArchiveError(f"{entry['path']} changed after it was exported; export it again")
 
 
-# --- streaming JSON --------------------------------------------------------------------------
-def json_chunks(value, level=0):
-    """Pretty JSON as a sequence of strings. Lists may be iterators: they are streamed item by
-    item, never gathered; everything else is encoded whole."""
-    pad = "  " * level
-    if isinstance(value, dict) and _streams(value):
-        first = True
-        for key, item in value.items():
-            yield ("{\n" if first else ",\n") + pad + "  " + json.dumps(str(key)) + ": "
-            yield from json_chunks(item, level + 1)
-            first = False
-        yield "\n" + pad + "}"
-    elif _is_iterator(value):
-        first = True
-        for item in value:
-            yield ("[\n" if first else ",\n") + pad + "  " + _dumps(item, level + 1)
-            first = False
-        yield "[]" if first else "\n" + pad + "]"
-    else:
-        yield _dumps(value, level)
-
-
-def _dumps(value, level):
-    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
-    return text.replace("\n", "\n" + "  " * level) if level else text
-
-
-def _streams(value):
-    if isinstance(value, dict):
-        return any(_streams(item) for item in value.values())
-    return _is_iterator(value)
-
-
-def _is_iterator(value):
-    return hasattr(value, "__next__") and hasattr(value, "__iter__")
+def _made_entry(path, document, fh, chunks):
+    """Write text chunks to ``fh`` (rewound afterwards), hashing as they go: the manifest's
+    entry for a file the portal made (README.txt, history.json)."""
+    digest, size = hashlib.sha256(), 0
+    for block in _blocks(chunks):
+        digest.update(block)
+        size += len(block)
+        fh.write(block)
+    fh.seek(0)
+    return {
+        "path": path,
+        "device_id": None,
+        "document": document,
+        "sha256": digest.hexdigest(),
+        "bytes": size,
+        "source": "made by the DSR portal",
+    }
 
 
 def _when(value):
@@ -201,6 +215,8 @@ def _when(value):
 
 # --- manifest --------------------------------------------------------------------------------
 def request_summary(request):
+    """The request as the archive states it (the archive is made while it is running, so it
+    gives no status: history.json says how far it had come)."""
     return {
         "reference": request.reference,
         "kind": request.kind,
@@ -209,21 +225,7 @@ def request_summary(request):
         "due": _when(request.due_at),
         "extended_until": _when(request.extended_until),
         "approved": _when(request.approved_at),
-        "status": request.status,
     }
-
-
-def approvals(request):
-    rows = Approval.objects.filter(request=request, decision=Approval.Decision.APPROVED)
-    return [
-        {
-            "approver": row.approver_name,
-            "time": _when(row.created_at),
-            "via": row.via,
-            "plan_version": row.plan_version,
-        }
-        for row in rows.order_by("created_at", "pk")
-    ]
 
 
 def targets(request):
@@ -256,8 +258,8 @@ def not_reachable():
     return [{**item, "handled_by": HANDLED_BY} for item in NOT_REACHABLE]
 
 
-def _manifest_chunks(request, store, generated):
-    files = (
+def _manifest_chunks(request, store, generated, made):
+    stored = (
         {
             "path": entry["path"],
             "device_id": entry["device_id"],
@@ -274,13 +276,14 @@ def _manifest_chunks(request, store, generated):
         if entry["redactions"]
     )
     manifest = {
-        "format": "dsr-portal export archive, version 1",
+        "format": "dsr-portal export archive, version 2",
         "generated": generated.isoformat(),
         "request": request_summary(request),
-        "approvals": approvals(request),
+        "approvals": subject_approvals(request),
         "targets": targets(request),
         "api_versions": {"dps": DPS_API_VERSION, "iothub": HUB_API_VERSION},
-        "files": files,
+        # Every file of the archive but this one: the portal's own files, then the documents.
+        "files": itertools.chain(made, stored),
         "redaction": {
             "replacement": "<redacted>",
             "note": "Symmetric keys, TPM endorsement keys and storage root keys are "
@@ -290,29 +293,15 @@ def _manifest_chunks(request, store, generated):
         "not_found": unresolved(request, PlannedDevice.State.NOT_FOUND),
         "unreachable": unresolved(request, PlannedDevice.State.UNREACHABLE),
         "not_reachable_by_portal": not_reachable(),
-        "audit": "audit.json",
+        "history": "history.json",
     }
     yield from json_chunks(manifest)
     yield "\n"
 
 
-# --- audit trail -----------------------------------------------------------------------------
-def _audit_chunks(request):
-    events = AuditEvent.objects.filter(request_ref=request.reference).order_by("seq")
-    rows = (
-        {
-            "seq": event.seq,
-            "time": event.created_at.isoformat(timespec="microseconds"),
-            "actor": event.actor_name,
-            "actor_kind": event.actor_kind,
-            "action": event.action,
-            "details": event.details,
-            "hash": event.hash,
-            "prev_hash": event.prev_hash,
-        }
-        for event in events.iterator(chunk_size=500)
-    )
-    yield from json_chunks(rows)
+# --- history -------------------------------------------------------------------------------
+def _history_chunks(request, generated):
+    yield from json_chunks(history(request, generated))
     yield "\n"
 
 
@@ -323,13 +312,13 @@ def _wrap(text, first, rest):
 
 def _readme_chunks(request, generated):
     summary = request_summary(request)
-    approved_by = ", ".join(f"{a['approver']} ({a['time']})" for a in approvals(request))
+    approved_by = ", ".join(f"{a['approver']} ({a['time']})" for a in subject_approvals(request))
     yield f"Export archive for data subject request {request.reference}\n"
     yield "=" * 72 + "\n\n"
     yield (
         "This archive holds what Azure IoT Hub Device Provisioning Service (DPS) and Azure IoT\n"
         "Hub stored about the devices named in the request, exported read-only by the DSR\n"
-        "portal.\n\n"
+        "portal, and the history of the request up to the time the archive was generated.\n\n"
     )
     yield "The request\n-----------\n"
     yield f"  Reference:   {request.reference}\n"
@@ -344,19 +333,32 @@ def _readme_chunks(request, generated):
     yield "  README.txt       this file\n"
     yield (
         "  manifest.json    the request, the DPS instances and hubs read (hostnames), the API\n"
-        "                   versions, and for every file its SHA-256, size in bytes, device ID\n"
-        "                   and the API call it came from; which values were redacted; the\n"
-        "                   identifiers that were not found or could not be reached\n"
+        "                   versions, and for every other file its SHA-256 and size in bytes\n"
+        "                   (for a device's file also its device ID and the API call it came\n"
+        "                   from); which values were redacted; the identifiers that were not\n"
+        "                   found or could not be reached\n"
+    )
+    yield (
+        "  history.json     what was done for the request and when: received, planned, each\n"
+        "                   approval, fulfilment started, and every step on each device (what,\n"
+        "                   on which device, when, with what outcome)\n"
     )
     yield "  devices/<device id>/\n"
     for name, description in DOCUMENT_DESCRIPTIONS:
         yield _wrap(f"{name:<28} {description}", "    ", " " * 33)
-    yield "  audit.json       every audit event of this request, with its hash-chain values\n\n"
     yield (
-        "A device has only the files for what exists: a device with no individual enrollment\n"
+        "\nA device has only the files for what exists: a device with no individual enrollment\n"
         "has no dps-enrollment.json. In folder and file names, characters other than letters,\n"
         'digits, ".", "_" and "-" are percent-encoded (UTF-8), so device "dev#1" is in\n'
         '"devices/dev%231/"; manifest.json gives the original ID of every file.\n\n'
+    )
+    yield "The history of the request\n--------------------------\n"
+    yield (
+        "history.json ends when this archive was generated: for a request to export and then\n"
+        "erase, the erasure comes after it. The people who handled the request are not named:\n"
+        "approvers appear as Approver 1, Approver 2, in the order they decided. The\n"
+        "organisation keeps the complete record of the request (its audit trail) for its\n"
+        "auditors.\n\n"
     )
     yield "Keys were redacted\n------------------\n"
     yield (
@@ -378,10 +380,11 @@ def _readme_chunks(request, generated):
         yield _wrap(f"{item['source']}: {item['detail']}", "  - ", "    ")
     yield "\nHow to check the files\n----------------------\n"
     yield (
-        "manifest.json gives the SHA-256 of every file. Compare it with your own computation:\n"
-        "  Linux:    sha256sum devices/<device id>/iothub-device.json\n"
-        "  macOS:    shasum -a 256 devices/<device id>/iothub-device.json\n"
+        "manifest.json gives the SHA-256 and size in bytes of every other file in this archive,\n"
+        "this README.txt and history.json included. Compare it with your own computation:\n"
+        "  Linux:    sha256sum README.txt devices/<device id>/iothub-device.json\n"
+        "  macOS:    shasum -a 256 README.txt devices/<device id>/iothub-device.json\n"
         "  Windows:  Get-FileHash -Algorithm SHA256 devices\\<device id>\\iothub-device.json\n"
         "The SHA-256 of this whole archive is recorded by the portal and shown on the request\n"
-        "page; the audit trail records it too.\n"
+        "page; the portal's audit trail records it too.\n"
     )

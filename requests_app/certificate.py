@@ -1,45 +1,88 @@
-"""The deletion certificate: what was erased, how it was checked, what was kept and why.
+"""The deletion certificate: the outcome of an erasure, what was erased and verified absent,
+what was kept and why, who approved it and when, and where it sits in the audit trail.
+
+It is evidence for the organisation (not the data subject's copy), issued by
+``fulfilment.finish`` once the outcome is known: it states the final status and completion time
+that the request is then given (see ``finish`` for the order that makes this crash-safe).
 
 Two artifacts say the same thing: canonical JSON (sorted keys, no insignificant whitespace,
-UTF-8) for machines, and a PDF for people that prints the JSON's SHA-256, so the one can be
-checked against the other. The PDF uses the core Helvetica font; text outside Latin-1 (device IDs
-may hold anything) is written as ``\\uXXXX`` escapes rather than lost.
+UTF-8) for machines, and a PDF for people (``certificate_pdf``) that prints the JSON's SHA-256,
+so the one can be checked against the other.
 """
 
+import base64
 import hashlib
 import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.utils import timezone
-from fpdf import FPDF
 
-from requests_app.archive import HANDLED_BY, NOT_REACHABLE, approvals, request_summary
+from requests_app.archive import HANDLED_BY, NOT_REACHABLE
 from requests_app.artifacts import store_artifact
-from requests_app.models import Artifact, Operation, PlannedDevice
+from requests_app.models import Approval, Artifact, Operation, PlannedDevice, Status
 from requests_app.models.audit import verify_chain
-from requests_app.pdf import pdf_text, start_document
 
+FORMAT = "dsr-portal deletion certificate, version 2"
 BLOCK_REPROVISIONING = "dps.block_reprovisioning"
+OUTCOMES = (Status.COMPLETED, Status.COMPLETED_WITH_ISSUES)
+
+# Per device, one result; a device can have data retained on top (``retained``).
+RESULTS = {
+    "erased": "Erased, verified absent",
+    "already_absent": "Already absent, verified",
+    "not_found": "Found nowhere: nothing to erase",
+    "retained": "Retained: to be handled by hand",
+    "not_verified": "Not verified",
+}
 
 
-def build_certificate(request):
-    """Build and store the certificate as JSON and PDF: ``(json_artifact, pdf_artifact)``."""
-    content = certificate_content(request)
+@dataclass(frozen=True)
+class Certificate:
+    """A rendered certificate, not yet stored: the JSON body, its SHA-256 and the PDF."""
+
+    content: dict
+    body: bytes
+    json_sha256: str
+    pdf: bytes
+
+
+def build_certificate(request, *, status=None, completed=None):
+    """Render and store the certificate: ``(json_artifact, pdf_artifact)``. Without ``status``
+    and ``completed`` it states the request's recorded outcome (it must have one)."""
+    return store_certificate(request, render_certificate(request, status, completed))
+
+
+def render_certificate(request, status=None, completed=None):
+    """Everything that takes time (reading every operation, the PDF), touching nothing."""
+    from requests_app.certificate_pdf import render_pdf
+
+    status = status or request.status
+    completed = completed or request.completed_at
+    if status not in OUTCOMES or completed is None:
+        raise ValueError(f"{request.reference} has no final outcome to certify yet")
+    content = certificate_content(request, status, completed)
     body = canonical_json(content)
     json_sha256 = hashlib.sha256(body).hexdigest()
+    return Certificate(content, body, json_sha256, render_pdf(content, json_sha256))
+
+
+def store_certificate(request, certificate):
+    """Store both files (each moved into place, with its row and audit event)."""
     json_artifact = store_artifact(
         request,
         Artifact.Kind.CERTIFICATE_JSON,
         f"{request.reference}-certificate.json",
         "application/json",
-        lambda fh: fh.write(body),
+        lambda fh: fh.write(certificate.body),
     )
-    pdf = render_pdf(content, json_sha256)
     pdf_artifact = store_artifact(
         request,
         Artifact.Kind.CERTIFICATE_PDF,
         f"{request.reference}-certificate.pdf",
         "application/pdf",
-        lambda fh: fh.write(pdf),
+        lambda fh: fh.write(certificate.pdf),
     )
     return json_artifact, pdf_artifact
 
@@ -48,6 +91,55 @@ def canonical_json(content):
     return json.dumps(
         content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
     ).encode("utf-8")
+
+
+# --- the audit checkpoint --------------------------------------------------------------------
+CHECKPOINT_FIELDS = ("seq", "head_hash", "created_at", "signature", "key_fingerprint")
+NO_CHECKPOINT = "no checkpoint yet"
+
+
+def audit_checkpoint():
+    """The latest signed audit checkpoint as a dict of ``CHECKPOINT_FIELDS``, or None.
+
+    The one place the certificate and the evidence report get it from. FALLBACK: while
+    ``requests_app.checkpoints`` has no ``latest_checkpoint`` (the package is being built), the
+    ImportError reads as "no checkpoint yet"; remove the ``try`` once it lands (an import error
+    from anywhere else is raised as it is).
+    """
+    try:
+        from requests_app.checkpoints import latest_checkpoint
+    except ImportError as exc:
+        if exc.name != "requests_app.checkpoints":
+            raise
+        return None
+    checkpoint = latest_checkpoint()
+    if checkpoint is None:
+        return None
+    if not isinstance(checkpoint, dict):
+        checkpoint = {name: getattr(checkpoint, name, None) for name in CHECKPOINT_FIELDS}
+    elif isinstance(checkpoint.get("checkpoint"), dict):  # the published {checkpoint, signature}
+        checkpoint = {**checkpoint["checkpoint"], "signature": checkpoint.get("signature")}
+    return {name: _plain(checkpoint.get(name)) for name in CHECKPOINT_FIELDS}
+
+
+def checkpoint_lines(checkpoint):
+    """The checkpoint in words, for the PDFs."""
+    if not checkpoint:
+        return [f"Audit checkpoint: {NO_CHECKPOINT}."]
+    return [
+        f"Audit checkpoint #{checkpoint['seq']}, signed {checkpoint['created_at']}",
+        f"Head hash: {checkpoint['head_hash']}",
+        f"Key fingerprint: {checkpoint['key_fingerprint']}",
+        f"Signature: {checkpoint['signature']}",
+    ]
+
+
+def _plain(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return value
 
 
 # --- content ---------------------------------------------------------------------------------
@@ -95,7 +187,24 @@ def verification_result(op):
     return "still present" if op.http_status == 200 else "check failed"
 
 
-def device_record(device, operations):
+def device_result(device, operations, verified):
+    """One of ``RESULTS``: found nowhere, retained (hub not configured, or a step not run),
+    not verified, erased (a DELETE took effect) or already absent (every DELETE met 404)."""
+    erasure = [op for op in operations if op.phase == Operation.Phase.ERASURE]
+    if device.state == PlannedDevice.State.NOT_FOUND:
+        return "not_found"
+    if device.state == PlannedDevice.State.UNREACHABLE or any(
+        op.state == Operation.State.SKIPPED for op in erasure
+    ):
+        return "retained"
+    if not verified:
+        return "not_verified"
+    if any(op.method == "DELETE" and op.state == Operation.State.DONE for op in erasure):
+        return "erased"
+    return "already_absent"
+
+
+def device_record(request, device, operations):
     verification = [
         {
             "action": op.action,
@@ -109,206 +218,137 @@ def device_record(device, operations):
         for op in operations
         if op.phase == Operation.Phase.VERIFY
     ]
+    # Every verify GET found what erasure should leave: nothing, or the disabled enrollment.
+    verified = bool(verification) and all(v["passed"] for v in verification)
+    result = device_result(device, operations, verified)
     return {
         "position": device.position,
         "registration_id": device.registration_id,
         "device_id": device.device_id,
         "dps": device.dps,
         "hub": device.hub,
-        "state": device.state,
+        "plan": device.state,
+        "note": device.note,
         "enrollment": device.enrollment,
         "group_id": device.group_id,
         "modules": device.modules,
-        "operations": [operation_record(op) for op in operations],
+        "result": result,
+        "result_label": RESULTS[result],
+        "verified": verified,
         "verification": verification,
-        # Every verify GET found what erasure should leave: nothing, or the disabled enrollment.
-        "verified": bool(verification) and all(v["passed"] for v in verification),
+        "retained": retained_records(request, device, operations),
+        "operations": [operation_record(op) for op in operations],
     }
 
 
-def retained_records(device, operations):
-    """Data deliberately kept for this device, with the reason."""
+def retained_records(request, device, operations):
+    """Data deliberately (or necessarily) kept for this device, with the reason."""
+    ids = {"registration_id": device.registration_id, "device_id": device.device_id}
     kept = []
     for op in operations:
         if op.action == BLOCK_REPROVISIONING and op.state == Operation.State.DONE:
             kept.append(
                 {
                     "what": "disabled individual enrollment",
-                    "registration_id": device.registration_id,
-                    "device_id": device.device_id,
+                    **ids,
                     "host": op.host,
                     "path": op.path,
-                    "why": "Blocks this device from provisioning itself again through its "
-                    "enrollment group (Microsoft's documented way to disallow one device of "
-                    "a group). It holds the registration ID and no other data.",
+                    "why": "Blocking enrollment kept so the device cannot provision again "
+                    "through its enrollment group (Microsoft's documented way to disallow one "
+                    "device of a group). It holds the registration ID and no other data.",
+                }
+            )
+        elif op.phase == Operation.Phase.ERASURE and op.state == Operation.State.SKIPPED:
+            kept.append(
+                {
+                    "what": f"{op.method} {op.path} not run",
+                    **ids,
+                    "host": op.host,
+                    "path": op.path,
+                    "why": "Not a configured target when fulfilment ran: to be handled by hand.",
                 }
             )
     if device.enrollment == "group" and device.group_id:
+        why = "The group serves other devices; it does not name this device."
+        if not request.block_reprovisioning:
+            why += " Re-provisioning was not blocked (as the request asked): the device could "
+            why += "provision again through the group."
         kept.append(
             {
                 "what": "enrollment group",
                 "group_id": device.group_id,
-                "registration_id": device.registration_id,
-                "device_id": device.device_id,
+                **ids,
                 "host": device.dps,
-                "why": "The group serves other devices; it does not name this device.",
+                "why": why,
+            }
+        )
+    if device.state == PlannedDevice.State.UNREACHABLE:
+        kept.append(
+            {
+                "what": "hub device, its twin and modules",
+                **ids,
+                "host": device.hub,
+                "why": "Hub not configured: to be handled by hand (the portal calls only "
+                "configured targets).",
             }
         )
     return kept
 
 
-def certificate_content(request):
-    devices, retained, not_found, unreachable = [], [], [], []
-    ops_by_device = {}
-    for op in Operation.objects.filter(request=request).order_by("seq").iterator(chunk_size=1000):
-        ops_by_device.setdefault(op.device_id, []).append(op)
-    for device in PlannedDevice.objects.filter(request=request).order_by("position"):
-        operations = ops_by_device.get(device.pk, [])
-        devices.append(device_record(device, operations))
-        retained.extend(retained_records(device, operations))
-        unresolved = {
-            "registration_id": device.registration_id,
-            "device_id": device.device_id,
-            "hub": device.hub,
-            "note": device.note,
+def approval_records(request):
+    """Who approved and when (usernames: the certificate is the organisation's evidence;
+    where they approved from stays in the evidence report and the audit trail)."""
+    rows = Approval.objects.filter(request=request, decision=Approval.Decision.APPROVED)
+    return [
+        {
+            "approver": row.approver_name,
+            "time": _when(row.created_at),
+            "via": row.via,
+            "second_factor": row.second_factor,
+            "plan_version": row.plan_version,
         }
-        if device.state == PlannedDevice.State.NOT_FOUND:
-            not_found.append(unresolved)
-        elif device.state == PlannedDevice.State.UNREACHABLE:
-            unreachable.append(unresolved)
-    ok, count, head, problem = verify_chain()
+        for row in rows.order_by("created_at", "pk")
+    ]
+
+
+def request_record(request):
     return {
-        "certificate": "dsr-portal deletion certificate, version 1",
-        "generated": timezone.now().isoformat(),
-        "request": {
-            **request_summary(request),
-            "subject_reference": request.subject_reference,
-            "completed": _when(request.completed_at),
-            "extension_reason": request.extension_reason,
-        },
-        "approvals": approvals(request),
-        "devices": devices,
-        "retained": retained,
-        "not_found": not_found,
-        "unreachable": unreachable,
-        "not_reachable_by_portal": [{**item, "handled_by": HANDLED_BY} for item in NOT_REACHABLE],
-        "audit_chain": {"ok": ok, "events": count, "head_hash": head, "problem": problem},
+        "reference": request.reference,
+        "kind": request.kind,
+        "kind_label": request.get_kind_display(),
+        "regulation": request.regulation,
+        "regulation_label": request.get_regulation_display(),
+        "subject_reference": request.subject_reference,
+        "received": _when(request.received_at),
+        "due": _when(request.due_at),
+        "extended_until": _when(request.extended_until),
+        "extension_reason": request.extension_reason,
+        "approved": _when(request.approved_at),
+        "started": _when(request.started_at),
     }
 
 
-# --- PDF -------------------------------------------------------------------------------------
-
-
-class _CertificatePdf(FPDF):
-    json_sha256 = ""
-    reference = ""
-
-    def footer(self):
-        self.set_y(-12)
-        self.set_font("Helvetica", size=7)
-        self.cell(
-            0,
-            5,
-            pdf_text(
-                f"{self.reference} - certificate JSON SHA-256 {self.json_sha256} - "
-                f"page {self.page_no()}/{{nb}}"
-            ),
-            align="C",
-        )
-
-
-def render_pdf(content, json_sha256):
-    request = content["request"]
-    pdf = _CertificatePdf(format="A4")
-    pdf.json_sha256, pdf.reference = json_sha256, request["reference"]
-    heading, line = start_document(pdf, f"Deletion certificate {request['reference']}")
-
-    heading(f"Deletion certificate - {request['reference']}", 16)
-    line(f"Generated {content['generated']}")
-    line(f"SHA-256 of the certificate JSON: {json_sha256}")
-
-    heading("The request")
-    for label, key in (
-        ("Reference", "reference"),
-        ("Kind", "kind"),
-        ("Regulation", "regulation"),
-        ("Subject reference", "subject_reference"),
-        ("Received", "received"),
-        ("Due", "due"),
-        ("Extended until", "extended_until"),
-        ("Approved", "approved"),
-        ("Completed", "completed"),
-        ("Status", "status"),
-    ):
-        if request.get(key):
-            line(f"{label}: {request[key]}")
-
-    heading("Approvals")
-    for approval in content["approvals"] or [{"approver": "none recorded", "time": ""}]:
-        line(f"{approval['approver']}  {approval['time'] or ''}  {approval.get('via') or ''}")
-
-    heading("Devices")
-    for device in content["devices"]:
-        label = device["device_id"] or device["registration_id"]
-        pdf.set_font("Helvetica", "B", 10)
-        line(f"{label}  (plan: {device['state']})")
-        pdf.set_font("Helvetica", size=9)
-        line(
-            f"registration {device['registration_id'] or '-'}, device {device['device_id'] or '-'}"
-            f", DPS {device['dps'] or '-'}, hub {device['hub'] or '-'}",
-            4,
-        )
-        for op in device["operations"]:
-            ids = ", ".join(
-                f"{name} {op[key]}"
-                for name, key in (
-                    ("error", "error_code"),
-                    ("x-ms-request-id", "azure_request_id"),
-                    ("tracking", "tracking_id"),
-                )
-                if op[key]
-            )
-            line(
-                f"[{op['phase']}] {op['action']}: {op['method']} {op['host']}{op['path']} -> "
-                f"{op['state']} (HTTP {op['http_status'] or '-'}) {op['time'] or ''}"
-                + (f"; {ids}" if ids else ""),
-                4,
-            )
-        if device["verification"]:
-            verdict = "verified" if device["verified"] else "NOT verified"
-            line(f"Verification: {verdict}", 4)
-            for check in device["verification"]:
-                line(
-                    f"GET {check['host']}{check['path']} -> HTTP {check['http_status'] or '-'}: "
-                    f"{check['result']}",
-                    8,
-                )
-
-    heading("Retained, and why")
-    if not content["retained"]:
-        line("Nothing was retained.")
-    for item in content["retained"]:
-        name = item.get("group_id") or item.get("registration_id")
-        line(f"{item['what']} {name} ({item.get('host') or ''}): {item['why']}")
-
-    heading("Identifiers not found or not reachable")
-    if not content["not_found"] and not content["unreachable"]:
-        line("None.")
-    for item in content["not_found"]:
-        line(f"Not found: {item['registration_id'] or item['device_id']} {item['note']}")
-    for item in content["unreachable"]:
-        line(
-            f"Unreachable (hub not configured, to be handled by hand): "
-            f"{item['registration_id'] or item['device_id']} {item['hub']} {item['note']}"
-        )
-
-    heading("Not reachable by the portal (to be handled by the tenant)")
-    for item in content["not_reachable_by_portal"]:
-        line(f"- {item['source']}: {item['detail']}")
-
-    heading("Audit chain at completion")
-    chain = content["audit_chain"]
-    line(f"Verified: {'yes' if chain['ok'] else 'NO - ' + str(chain['problem'])}")
-    line(f"Events: {chain['events']}")
-    line(f"Head hash: {chain['head_hash']}")
-    return bytes(pdf.output())
+def certificate_content(request, status, completed):
+    ops_by_device = {}
+    for op in Operation.objects.filter(request=request).order_by("seq").iterator(chunk_size=1000):
+        ops_by_device.setdefault(op.device_id, []).append(op)
+    devices = [
+        device_record(request, device, ops_by_device.get(device.pk, []))
+        for device in PlannedDevice.objects.filter(request=request).order_by("position")
+    ]
+    counts = Counter(device["result"] for device in devices)
+    ok, count, head, problem = verify_chain()
+    return {
+        "certificate": FORMAT,
+        "generated": timezone.now().isoformat(),
+        "status": str(status),
+        "status_label": Status(status).label,
+        "completed": _when(completed),
+        "request": request_record(request),
+        "summary": {"devices": len(devices), **{result: counts[result] for result in RESULTS}},
+        "approvals": approval_records(request),
+        "devices": devices,
+        "not_reachable_by_portal": [{**item, "handled_by": HANDLED_BY} for item in NOT_REACHABLE],
+        "audit_chain": {"ok": ok, "events": count, "head_hash": head, "problem": problem},
+        "audit_checkpoint": audit_checkpoint(),
+    }

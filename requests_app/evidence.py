@@ -1,8 +1,9 @@
 """The evidence report of one request, as a PDF for auditors: what was asked, who approved it
 and from where, every Azure call with its tracking IDs, the verification, the artifacts' hashes,
-the request's audit timeline, and the audit chain's head at completion and at report time.
+the request's audit timeline, the audit chain's head at completion and at report time, and the
+signed audit checkpoint the certificate was anchored to and the latest one.
 
-Built with fpdf2's core Helvetica font; text outside Latin-1 is escaped (``certificate.pdf_text``).
+Built with fpdf2's core Helvetica font; text outside Latin-1 is escaped (``pdf.pdf_text``).
 """
 
 import json
@@ -11,7 +12,7 @@ from django.utils import timezone
 from fpdf import FPDF
 
 from requests_app.artifacts import artifact_path
-from requests_app.certificate import verification_result
+from requests_app.certificate import audit_checkpoint, checkpoint_lines, verification_result
 from requests_app.models import Approval, Artifact, AuditEvent, Operation
 from requests_app.models.audit import verify_chain
 from requests_app.pdf import pdf_text, start_document
@@ -21,29 +22,48 @@ def _when(value):
     return timezone.localtime(value).isoformat(timespec="seconds") if value else "-"
 
 
+def certificate_json(request):
+    """The stored certificate JSON as a dict, or None (none, unreadable, not an object)."""
+    certificate = Artifact.objects.filter(
+        request=request, kind=Artifact.Kind.CERTIFICATE_JSON
+    ).first()
+    if certificate is None:
+        return None
+    try:
+        with artifact_path(certificate).open("rb") as fh:
+            content = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return content if isinstance(content, dict) else None
+
+
 def chain_head_at_completion(request):
     """``(source, events, head_hash)`` for the chain when the request was completed, or None.
 
     Taken from the certificate JSON when there is one (it recorded the chain it verified),
     otherwise from the last audit event written up to ``completed_at``.
     """
-    certificate = Artifact.objects.filter(
-        request=request, kind=Artifact.Kind.CERTIFICATE_JSON
-    ).first()
-    if certificate is not None:
-        try:
-            with artifact_path(certificate).open("rb") as fh:
-                chain = json.load(fh).get("audit_chain") or {}
-            if chain.get("head_hash"):
-                return ("deletion certificate", chain.get("events"), chain["head_hash"])
-        except (OSError, ValueError, AttributeError):
-            pass
+    chain = (certificate_json(request) or {}).get("audit_chain")
+    if isinstance(chain, dict) and chain.get("head_hash"):
+        return ("deletion certificate", chain.get("events"), chain["head_hash"])
     if not request.completed_at:
         return None
     last = AuditEvent.objects.filter(created_at__lte=request.completed_at).order_by("-seq").first()
     if last is None:
         return None
     return (f"last audit event at completion (#{last.seq})", last.seq, last.hash)
+
+
+def _checkpoints(request, heading, line):
+    heading("Audit checkpoint")
+    certificate = certificate_json(request)
+    if certificate is not None and "audit_checkpoint" in certificate:
+        line("The deletion certificate was anchored to:")
+        for text in checkpoint_lines(certificate["audit_checkpoint"]):
+            line(text, 4)
+    line("Latest at report time:")
+    for text in checkpoint_lines(audit_checkpoint()):
+        line(text, 4)
 
 
 class _EvidencePdf(FPDF):
@@ -73,7 +93,12 @@ def render_evidence_pdf(request):
 
     heading(f"Evidence report - {request.reference}", 16)
     line(f"Generated {generated}")
+    for section in (_summary, _approvals, _operations, _artifacts, _audit_chain, _timeline):
+        section(request, heading, line)
+    return bytes(pdf.output())
 
+
+def _summary(request, heading, line):
     heading("Summary")
     for label, value in (
         ("Reference", request.reference),
@@ -97,6 +122,8 @@ def render_evidence_pdf(request):
         if value:
             line(f"{label}: {value}")
 
+
+def _approvals(request, heading, line):
     heading("Approvals")
     approvals = Approval.objects.filter(request=request).order_by("created_at", "pk")
     if not approvals:
@@ -108,6 +135,9 @@ def render_evidence_pdf(request):
             + (f"; reason: {row.reason}" if row.reason else "")
         )
 
+
+def _operations(request, heading, line):
+    """Every operation, then the verification GETs again with what they found."""
     heading("Operations")
     operations = Operation.objects.filter(request=request).order_by("seq")
     verify = []
@@ -142,6 +172,8 @@ def render_evidence_pdf(request):
             f"(HTTP {op.http_status or '-'}) {_when(op.finished_at or op.started_at)}"
         )
 
+
+def _artifacts(request, heading, line):
     heading("Artifacts")
     artifacts = Artifact.objects.filter(request=request).order_by("kind")
     if not artifacts:
@@ -153,6 +185,8 @@ def render_evidence_pdf(request):
         )
         line(f"SHA-256 {artifact.sha256}", 4)
 
+
+def _audit_chain(request, heading, line):
     heading("Audit chain")
     at_completion = chain_head_at_completion(request)
     if at_completion is None:
@@ -165,7 +199,10 @@ def render_evidence_pdf(request):
         f"At report time: {'verified' if ok else 'BROKEN - ' + str(problem)}, "
         f"{events} events, head {head}"
     )
+    _checkpoints(request, heading, line)
 
+
+def _timeline(request, heading, line):
     heading("Timeline (audit events of this request)")
     timeline = AuditEvent.objects.filter(request_ref=request.reference).order_by("seq")
     for event in timeline.iterator(chunk_size=1000):
@@ -175,4 +212,3 @@ def render_evidence_pdf(request):
             f"{event.action} {details}"
         )
         line(f"hash {event.hash}", 4)
-    return bytes(pdf.output())

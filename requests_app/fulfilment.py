@@ -487,20 +487,60 @@ def fail(request, op=None):
     emails.request_finished(DataRequest.objects.get(pk=request.pk))
 
 
-def finish(request):
-    """Every operation finished: certificate (erasure), then completed or completed with
-    issues. Only the worker whose transition wins sends the email."""
-    if request.includes_erasure and not request.artifacts.filter(kind="certificate_json").exists():
-        from requests_app.certificate import build_certificate
-
-        build_certificate(request)
+def final_status(request):
+    """``(status, issues)`` once every operation has finished: completed with issues when a
+    device's hub is not configured or an operation was skipped (both left for a person)."""
     issues = request.devices.filter(state=PlannedDevice.State.UNREACHABLE).count() + (
         request.operations.filter(state=Operation.State.SKIPPED).count()
     )
-    to = Status.COMPLETED_WITH_ISSUES if issues else Status.COMPLETED
-    try:
-        request.transition(to, issues=issues)
-    except IllegalTransition:
-        return
-    AuditEvent.record("request_finished", request=request, status=to)
+    return (Status.COMPLETED_WITH_ISSUES if issues else Status.COMPLETED), issues
+
+
+def finish(request):
+    """Every operation finished: decide the outcome, issue the certificate that states it (an
+    erasure), then give the request that status. Only the finisher that commits sends the email.
+
+    The order, and why a crash anywhere leaves nothing half-done:
+
+    1. The outcome (status, completion time) is decided first, and the certificate rendered
+       from it outside any transaction: the slow part (seconds for thousands of devices)
+       holds no lock and writes nothing.
+    2. One short transaction then takes the request with a conditional UPDATE (still running:
+       renew the finish claim), stores the certificate's two files and rows, moves the status
+       and records ``request_finished``. It all commits or none of it does, so a request is
+       never completed without its certificate, and no certificate is ever served for a
+       request that is still running.
+    3. A worker that dies before the commit leaves the request running with an expired finish
+       claim; the reconciler enqueues it again and the next finisher starts from step 1 (a new
+       completion time, the files written again). Nothing reaches Azure here, so a repeat has
+       no effect but the work. A file moved into place by a transaction that then rolled back
+       has no row, is never served, and is replaced by the next finish.
+    4. A second finisher (the first one outlived its claim) waits on the row at the
+       conditional UPDATE, then matches no row, since the status is final: it returns before
+       replacing any file, so the stored files always match their rows.
+
+    The request's ``completed_at`` is set to the time the certificate states (``transition``
+    stamps its own "now", seconds later after a large certificate), in the same transaction.
+    """
+    status, issues = final_status(request)
+    completed = timezone.now()
+    certificate = None
+    if request.includes_erasure:
+        from requests_app.certificate import render_certificate
+
+        certificate = render_certificate(request, status, completed)
+    with transaction.atomic():
+        taken = DataRequest.objects.filter(pk=request.pk, status=Status.RUNNING).update(
+            finish_claimed_until=lease_end()
+        )
+        if not taken:
+            return  # another finisher committed first
+        if certificate is not None:
+            from requests_app.certificate import store_certificate
+
+            store_certificate(request, certificate)
+        request.transition(status, issues=issues, completed=completed.isoformat())
+        DataRequest.objects.filter(pk=request.pk).update(completed_at=completed)
+        request.completed_at = completed
+        AuditEvent.record("request_finished", request=request, status=status)
     emails.request_finished(DataRequest.objects.get(pk=request.pk))

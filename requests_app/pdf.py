@@ -1,5 +1,7 @@
 """What the portal's PDFs (deletion certificate, evidence report) share: fpdf2 with the core
-fonts only (no system packages), text made safe for them, and the same headings and lines."""
+fonts only (no system packages), text made safe for them, the same headings and lines, and
+tables. Lines are wrapped here (``wrap``), never by fpdf2's multi_cell, which is too slow for a
+certificate of thousands of devices."""
 
 
 def pdf_text(value):
@@ -39,6 +41,52 @@ def start_document(pdf, title):
             pdf.cell(0, 4.5, part, new_x="LMARGIN", new_y="NEXT")
 
     return heading, line
+
+
+def table(pdf, columns, rows, *, header=True, size=8, leading=3.8):
+    """Draw ``rows`` (lists of cell values) in columns ``((title, share of the width), ...)``.
+
+    Each cell wraps within its column; a row never splits across pages; the header row comes
+    again at the top of each new page. Leaves the cursor under the table, in the body font.
+    """
+    widths = [pdf.epw * share for _, share in columns]
+    pad = 1.2
+
+    def draw(cells, is_header=False):
+        wrapped = [
+            wrap(pdf, pdf_text(cell), w - 2 * pad) for cell, w in zip(cells, widths, strict=True)
+        ]
+        height = max(len(lines) for lines in wrapped) * leading + 1.2
+        # The header needs room for a row under it, or it would stand alone at a page's foot.
+        room = height + (2 * leading if is_header else 0)
+        if pdf.get_y() + room > pdf.page_break_trigger:
+            pdf.add_page()
+            if header and not is_header:
+                heading_row()
+        x, y = pdf.l_margin, pdf.get_y()
+        if is_header:
+            pdf.set_fill_color(232, 236, 240)
+            pdf.rect(x, y, pdf.epw, height, style="F")
+        for lines, w in zip(wrapped, widths, strict=True):
+            for number, text in enumerate(lines):
+                pdf.set_xy(x + pad, y + 0.6 + number * leading)
+                pdf.cell(w - 2 * pad, leading, text)
+            x += w
+        pdf.set_draw_color(200, 200, 200)
+        pdf.line(pdf.l_margin, y + height, pdf.l_margin + pdf.epw, y + height)
+        pdf.set_xy(pdf.l_margin, y + height)
+
+    def heading_row():
+        pdf.set_font("Helvetica", "B", size)
+        draw([title for title, _ in columns], is_header=True)
+        pdf.set_font("Helvetica", size=size)
+
+    if header:
+        heading_row()
+    pdf.set_font("Helvetica", size=size)
+    for row in rows:
+        draw(row)
+    pdf.set_font("Helvetica", size=9)
 
 
 def wrap(pdf, text, width):

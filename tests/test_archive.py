@@ -1,9 +1,12 @@
-"""The export archive: every file there with its hash, keys gone, paths safe, memory flat."""
+"""The export archive: every file there with its hash, keys gone, paths safe, memory flat, and
+the request's history without the staff who handled it."""
 
 import hashlib
+import inspect
 import io
 import json
 import os
+import re
 import time
 import tracemalloc
 import zipfile
@@ -11,7 +14,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
+from requests_app import subject_history
 from requests_app.archive import (
     NOT_REACHABLE,
     ArchiveError,
@@ -25,6 +30,7 @@ from requests_app.models import (
     AuditEvent,
     DataRequest,
     Kind,
+    Operation,
     PlannedDevice,
     Regulation,
 )
@@ -153,16 +159,22 @@ def test_archive_holds_every_file_with_matching_hashes(exported, data_dir):
         assert zf.testzip() is None
         names = zf.namelist()
         manifest = json.loads(zf.read("manifest.json"))
-        assert names[:2] == ["README.txt", "manifest.json"] and names[-1] == "audit.json"
+        assert names[:3] == ["README.txt", "manifest.json", "history.json"]
         listed = {entry["path"]: entry for entry in manifest["files"]}
-        assert set(names) == {"README.txt", "manifest.json", "audit.json", *listed}
-        assert len(listed) == 4 * len(TRICKY)
+        # Every file but the manifest itself is listed, the portal's own files included.
+        assert set(names) == {"manifest.json", *listed}
+        assert len(listed) == 4 * len(TRICKY) + 2
         for path, entry in listed.items():
             body = zf.read(path)
-            assert hashlib.sha256(body).hexdigest() == entry["sha256"]
-            assert len(body) == entry["bytes"]
-            json.loads(body)
-        assert {entry["device_id"] for entry in listed.values()} == set(TRICKY)
+            assert hashlib.sha256(body).hexdigest() == entry["sha256"], path
+            assert len(body) == entry["bytes"], path
+            if path.endswith(".json"):
+                json.loads(body)
+        devices = {path: entry for path, entry in listed.items() if path.startswith("devices/")}
+        assert {entry["device_id"] for entry in devices.values()} == set(TRICKY)
+        assert listed["README.txt"]["document"] == "readme"
+        assert listed["history.json"]["document"] == "history"
+        assert listed["README.txt"]["device_id"] is None
         assert listed["devices/dev%231%3Aa%27b/iothub-device.json"]["source"] == source(
             HUB_HOST, "/devices/dev#1:a'b"
         )
@@ -218,7 +230,12 @@ def test_manifest_describes_the_request_and_what_was_out_of_reach(exported, data
     assert manifest["request"]["regulation"] == "gdpr"
     assert manifest["request"]["received"] == "2026-01-05"
     assert manifest["request"]["due"] == "2026-02-05"
-    assert [a["approver"] for a in manifest["approvals"]] == [approver.username]
+    # Approvers are pseudonymised: the archive goes to the data subject, not to staff.
+    assert [a["approver"] for a in manifest["approvals"]] == ["Approver 1"]
+    assert set(manifest["approvals"][0]) == {"approver", "time"}
+    assert not re.search(rf"\b{approver.username}\b", json.dumps(manifest))
+    assert "status" not in manifest["request"]
+    assert manifest["history"] == "history.json"
     assert manifest["targets"] == {"dps": [DPS_HOST], "iothub": [HUB_HOST]}
     assert manifest["api_versions"] == {"dps": "2021-10-01", "iothub": "2021-04-12"}
     assert [d["registration_id"] for d in manifest["not_found"]] == ["ghost-1"]
@@ -231,11 +248,15 @@ def test_manifest_describes_the_request_and_what_was_out_of_reach(exported, data
     )
 
 
-def test_readme_explains_redaction_and_what_the_portal_cannot_reach(exported, data_dir):
+def test_readme_explains_redaction_and_what_the_portal_cannot_reach(exported, data_dir, approver):
     artifact = build_export_archive(exported_request())
     with open_archive(artifact, data_dir) as zf:
         readme = zf.read("README.txt").decode()
     assert REFERENCE in readme
+    assert "history.json" in readme and "audit.json" not in readme
+    assert "Approved by: Approver 1 (" in readme
+    assert not re.search(rf"\b{approver.username}\b", readme)
+    assert "this README.txt and history.json included" in readme
     assert "redacted" in readme
     assert "sha256sum" in readme
     assert "2026-01-05" in readme
@@ -245,25 +266,93 @@ def test_readme_explains_redaction_and_what_the_portal_cannot_reach(exported, da
         assert word in readme
 
 
-def test_audit_json_holds_the_requests_events_only(exported, data_dir):
-    artifact = build_export_archive(exported_request())
+def test_history_replaces_the_audit_trail_and_names_no_staff(exported, data_dir, approver):
+    request = exported_request()
+    Approval.objects.filter(request=request).update(ip="198.51.100.23", user_agent="Agent/1.0")
+    AuditEvent.record(
+        "request_approved",
+        actor=approver,
+        request=request,
+        ip="198.51.100.23",
+        user_agent="Agent/1.0",
+        reason="ok by me, ada@example.com",
+    )
+    AuditEvent.record("email_sent", request=request, to="ada@example.com", template="x")
+    AuditEvent.record("status_changed", request=request, to="running", note="by ada")
+    artifact = build_export_archive(request)
     with open_archive(artifact, data_dir) as zf:
-        events = json.loads(zf.read("audit.json"))
-    expected = list(AuditEvent.objects.filter(request_ref=REFERENCE).order_by("seq"))
-    # The archive's own artifact_created event is recorded after the archive is sealed.
-    assert [e["seq"] for e in events] == [e.seq for e in expected[:-1]]
-    assert [e["action"] for e in events] == ["status_changed", "approved"]
-    first = expected[0]
+        assert "audit.json" not in zf.namelist()
+        history = json.loads(zf.read("history.json"))
+        everything = b"".join(zf.read(name) for name in zf.namelist())
+    assert history["request"] == REFERENCE
+    events = history["events"]
     assert events[0] == {
-        "seq": first.seq,
-        "time": first.created_at.isoformat(timespec="microseconds"),
-        "actor": "olivia",
-        "actor_kind": "user",
-        "action": "status_changed",
-        "details": {"to": "planning"},
-        "hash": first.hash,
-        "prev_hash": first.prev_hash,
+        "date": "2026-01-05",
+        "event": "received",
+        "description": "The request was received.",
     }
+    by_event = {entry["event"]: entry for entry in events}
+    assert set(by_event["approver_approved"]) == {
+        "time",
+        "event",
+        "approver",
+        "decision",
+        "description",
+    }
+    assert by_event["approver_approved"]["approver"] == "Approver 1"
+    assert by_event["fulfilment_started"]["description"] == "Fulfilment started."
+    # Events not on the allow-list (the email, the approval of the fixture) are left out, and
+    # no field beyond the allowed ones is copied.
+    assert [entry["event"] for entry in events] == [
+        "received",
+        "approver_approved",
+        "fulfilment_started",
+    ]
+    for value in ("ada@example.com", "198.51.100.23", "Agent/1.0", "olivia", "by ada"):
+        assert value.encode() not in everything, value
+    assert not re.search(rb"\bada\b", everything)
+
+
+def test_history_lists_each_finished_operation_per_device(dsr, data_dir):
+    device = PlannedDevice.objects.get(request=dsr, registration_id="plain-1")
+    for seq, (action, state, module) in enumerate(
+        (
+            ("hub.get_device", Operation.State.DONE, ""),
+            ("hub.get_module", Operation.State.DONE, "edge"),
+            ("dps.get_enrollment", Operation.State.ALREADY_ABSENT, ""),
+            ("hub.get_twin", Operation.State.PENDING, ""),
+        ),
+        start=1,
+    ):
+        Operation.objects.create(
+            request=dsr,
+            device=device,
+            seq=seq,
+            phase=Operation.Phase.EXPORT,
+            action=action,
+            method="GET",
+            host=HUB_HOST,
+            path=f"/devices/plain-1/x{seq}",
+            module_id=module,
+            state=state,
+            http_status=200,
+            message="Tracking ID: secret-ish detail",
+            finished_at=None if state == Operation.State.PENDING else timezone.now(),
+        )
+    artifact = build_export_archive(dsr)
+    with open_archive(artifact, data_dir) as zf:
+        history = json.loads(zf.read("history.json"))
+    steps = [entry for entry in history["events"] if entry["event"] == "device_operation"]
+    assert [(s["device"], s["operation"], s["outcome"]) for s in steps] == [
+        ("plain-1", "Read the hub device", "done"),
+        ("plain-1", "Read module edge and its twin", "done"),
+        ("plain-1", "Read the DPS enrollment", "not present: nothing to do"),
+    ]
+    assert all(
+        set(s) == {"time", "event", "device", "phase", "operation", "outcome"} for s in steps
+    )
+    # Streamed, like the manifest: entries are made as they are written, never gathered.
+    assert inspect.isgenerator(subject_history.history(dsr, timezone.now())["events"])
 
 
 def test_artifact_row_matches_the_file_and_is_replaced_on_rebuild(exported, data_dir):
@@ -383,7 +472,7 @@ def test_an_export_with_nothing_found_still_gives_a_complete_archive(dsr, data_d
     artifact = build_export_archive(dsr)
     with open_archive(artifact, data_dir) as zf:
         assert zf.testzip() is None
-        assert zf.namelist() == ["README.txt", "manifest.json", "audit.json"]
+        assert zf.namelist() == ["README.txt", "manifest.json", "history.json"]
         manifest = json.loads(zf.read("manifest.json"))
-    assert manifest["files"] == []
+    assert [entry["path"] for entry in manifest["files"]] == ["README.txt", "history.json"]
     assert manifest["redaction"]["redactions"] == []

@@ -250,7 +250,7 @@ def assert_holds(archived, expected, where):
 
 def assert_archive_matches(request, state):
     artifact, members = archive_members(request)
-    assert {"README.txt", "manifest.json", "audit.json"} <= set(members)
+    assert {"README.txt", "manifest.json", "history.json"} <= set(members)
     manifest = json.loads(members["manifest.json"])
     assert manifest
     checked = 0

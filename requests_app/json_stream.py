@@ -1,0 +1,41 @@
+"""Pretty JSON written piece by piece: lists given as iterators are streamed item by item, so a
+document with a million entries never has to be held in memory (the export archive's manifest
+and history)."""
+
+import json
+
+
+def json_chunks(value, level=0):
+    """Pretty JSON as a sequence of strings. Lists may be iterators: they are streamed item by
+    item, never gathered; everything else is encoded whole."""
+    pad = "  " * level
+    if isinstance(value, dict) and _streams(value):
+        first = True
+        for key, item in value.items():
+            yield ("{\n" if first else ",\n") + pad + "  " + json.dumps(str(key)) + ": "
+            yield from json_chunks(item, level + 1)
+            first = False
+        yield "\n" + pad + "}"
+    elif _is_iterator(value):
+        first = True
+        for item in value:
+            yield ("[\n" if first else ",\n") + pad + "  " + _dumps(item, level + 1)
+            first = False
+        yield "[]" if first else "\n" + pad + "]"
+    else:
+        yield _dumps(value, level)
+
+
+def _dumps(value, level):
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    return text.replace("\n", "\n" + "  " * level) if level else text
+
+
+def _streams(value):
+    if isinstance(value, dict):
+        return any(_streams(item) for item in value.values())
+    return _is_iterator(value)
+
+
+def _is_iterator(value):
+    return hasattr(value, "__next__") and hasattr(value, "__iter__")
