@@ -99,26 +99,15 @@ NO_CHECKPOINT = "no checkpoint yet"
 
 
 def audit_checkpoint():
-    """The latest signed audit checkpoint as a dict of ``CHECKPOINT_FIELDS``, or None.
+    """The latest signed audit checkpoint (one whose signature verifies) as a dict of
+    ``CHECKPOINT_FIELDS``, or None: the one place the certificate and the evidence report get
+    it from."""
+    from requests_app.checkpoints import latest_checkpoint
 
-    The one place the certificate and the evidence report get it from. FALLBACK: while
-    ``requests_app.checkpoints`` has no ``latest_checkpoint`` (the package is being built), the
-    ImportError reads as "no checkpoint yet"; remove the ``try`` once it lands (an import error
-    from anywhere else is raised as it is).
-    """
-    try:
-        from requests_app.checkpoints import latest_checkpoint
-    except ImportError as exc:
-        if exc.name != "requests_app.checkpoints":
-            raise
+    published = latest_checkpoint()  # {"checkpoint": {...}, "signature", "source"} or None
+    if published is None:
         return None
-    checkpoint = latest_checkpoint()
-    if checkpoint is None:
-        return None
-    if not isinstance(checkpoint, dict):
-        checkpoint = {name: getattr(checkpoint, name, None) for name in CHECKPOINT_FIELDS}
-    elif isinstance(checkpoint.get("checkpoint"), dict):  # the published {checkpoint, signature}
-        checkpoint = {**checkpoint["checkpoint"], "signature": checkpoint.get("signature")}
+    checkpoint = {**published["checkpoint"], "signature": published.get("signature")}
     return {name: _plain(checkpoint.get(name)) for name in CHECKPOINT_FIELDS}
 
 

@@ -543,4 +543,10 @@ def finish(request):
         DataRequest.objects.filter(pk=request.pk).update(completed_at=completed)
         request.completed_at = completed
         AuditEvent.record("request_finished", request=request, status=status)
+        if certificate is not None:
+            # The scheduler signs a checkpoint covering this certificate soon (it holds the
+            # key; the worker only asks).
+            from requests_app.checkpoints import request_checkpoint
+
+            request_checkpoint("certificate", request=request)
     emails.request_finished(DataRequest.objects.get(pk=request.pk))

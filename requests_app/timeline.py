@@ -57,6 +57,7 @@ ACTIONS = {
     "permissions_changed": "Permissions changed",
     "second_factor_removed": "Second factor removed",
     "azure_targets_loaded": "Azure targets file loaded (changed)",
+    "audit_checkpoint_requested": "Audit checkpoint asked for",
     "api_token_created": "API token created",
     "api_token_revoked": "API token revoked",
 }
@@ -361,6 +362,9 @@ def _account(e, d):
         return f"Permissions of {d.get('user')} changed by {e.actor_name}: {change}"
     if e.action == "second_factor_removed":
         return f"Second factor of {d.get('user')} removed ({d.get('kind')}) by {e.actor_name}"
+    if e.action == "audit_checkpoint_requested":
+        why = "after a certificate" if d.get("reason") == "certificate" else d.get("reason", "")
+        return f"Signed audit checkpoint asked for ({why})"
     if e.action == "azure_targets_loaded":
         return f"Azure targets file loaded with a new SHA-256 {str(d.get('sha256'))[:12]}…"
     if e.action == "second_factor_enrolled":
@@ -414,6 +418,7 @@ DESCRIBERS = {
     "permissions_changed": _account,
     "second_factor_removed": _account,
     "azure_targets_loaded": _account,
+    "audit_checkpoint_requested": _account,
     "user_created": _account,
     "roles_changed": _account,
     "second_factor_enrolled": _account,

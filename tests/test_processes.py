@@ -55,9 +55,15 @@ def test_worker_serves_every_portal_queue(redis_db, settings):
 # transaction=True: the scheduler calls close_old_connections() like a long-running process,
 # which closes a connection found inside a test's wrapping transaction.
 @pytest.mark.django_db(transaction=True)
-def test_scheduler_runs_each_task_once_per_interval(redis_db, capsys):
+def test_scheduler_runs_each_task_once_per_interval(redis_db, capsys, settings, tmp_path):
+    from requests_app.checkpoints import keys
+
+    key = keys.generate_key_file(tmp_path / "signing.pem")  # production needs a real key
+    settings.DSR_AUDIT_SIGNING_KEY_FILE = str(tmp_path / "signing.pem")
+    settings.DSR_AUDIT_PUBLIC_KEY = keys.public_b64(key.public_key())
+    settings.DSR_AUDIT_CHECKPOINT_DIR = str(tmp_path / "checkpoints")
     call_command("scheduler", "--once")
-    assert "ran: reconcile, reminders" in capsys.readouterr().out
+    assert "ran: reconcile, reminders, anonymous_noise, audit_checkpoint" in capsys.readouterr().out
     call_command("scheduler", "--once")  # a second scheduler, or the next tick: nothing is due
     assert "ran:" not in capsys.readouterr().out
 

@@ -1,7 +1,7 @@
 """The portal's tables. Each module holds one concern; import models from here."""
 
 from requests_app.models.accounts import ExternalIdentity
-from requests_app.models.audit import AuditEvent, AuditHead
+from requests_app.models.audit import AuditCheckpoint, AuditEvent, CheckpointDelivery
 from requests_app.models.outbox import OutboxMessage
 from requests_app.models.requests import (
     ApiToken,
@@ -22,8 +22,9 @@ __all__ = [
     "ApiToken",
     "Approval",
     "Artifact",
+    "AuditCheckpoint",
     "AuditEvent",
-    "AuditHead",
+    "CheckpointDelivery",
     "DataRequest",
     "ExternalIdentity",
     "IllegalTransition",
