@@ -341,7 +341,7 @@ def test_the_scheduler_signs_a_checkpoint_on_its_first_tick(evidence, redis_db, 
     call_command("scheduler", "--once")
     out = capsys.readouterr().out
     assert f"audit checkpoints: key {keys.fingerprint(evidence.public_key())}" in out
-    assert "ran: reconcile, reminders, audit_checkpoint" in out
+    assert "ran: reconcile, reminders, anonymous_noise, audit_checkpoint" in out
     assert (_dir(settings) / "checkpoint-000000000002.json").exists()
 
 

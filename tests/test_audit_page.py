@@ -46,14 +46,14 @@ def test_events_are_listed_in_words_newest_first_with_chain_status(client, audit
 
 
 def test_fifty_a_page(client, auditor):
-    for number in range(120):
-        AuditEvent.record("something", number=number)
     client.force_login(auditor)
+    for number in range(120 - AuditEvent.objects.count()):  # the auditor's account and sign-in
+        AuditEvent.record("something", number=number)
     first = client.get(reverse("audit_chain"))
     assert len(_rows(first)) == 50
     assert "Page 1 of 3" in first.content.decode()
     last = client.get(reverse("audit_chain"), {"page": 3})
-    assert len(_rows(last)) == 120 - 100 + 1  # + the auditor's sign-in event (the oldest)
+    assert len(_rows(last)) == 20
     assert _rows(last)[-1].seq == 1
 
 
@@ -188,3 +188,28 @@ def test_guide_file_exists():
 )
 def test_markdown_renderer(markdown, html):
     assert str(render_markdown(markdown)) == html
+
+
+def test_the_page_shows_the_latest_checkpoint_and_failing_sinks(client, settings, tmp_path, db):
+    """The audit page says where the chain is anchored and which copy could not be published
+    (it is retried; it shows until it succeeds)."""
+    from requests_app import checkpoints, roles
+    from requests_app.checkpoints import keys
+    from tests.conftest import make_user, sign_in
+
+    key = keys.generate_key_file(tmp_path / "signing.pem")
+    settings.DSR_AUDIT_SIGNING_KEY_FILE = str(tmp_path / "signing.pem")
+    settings.DSR_AUDIT_PUBLIC_KEY = keys.public_b64(key.public_key())
+    settings.DSR_AUDIT_CHECKPOINT_DIR = str(tmp_path / "checkpoints")
+    (tmp_path / "checkpoints").mkdir()
+    settings.DSR_AUDIT_CHECKPOINT_EMAIL = True
+    AuditEvent.record("something")
+    viewer = make_user("audrey", roles.AUDITOR)
+    viewer.email = ""  # no auditor with an address: the email copy fails
+    viewer.save()
+    sign_in(client, viewer)
+    assert b"No checkpoint yet" in client.get(reverse("audit_chain")).content
+    checkpoint = checkpoints.write_checkpoint()
+    page = client.get(reverse("audit_chain")).content.decode()
+    assert f"event #{checkpoint.seq}, signed" in page
+    assert 'id="checkpoint-failing"' in page and "no active auditor has an email address" in page

@@ -344,7 +344,7 @@ def test_officer_and_auditor_pages(browser, stack, people):
         assert erasure.reference in text and "Azure: " in text, text
     audit.get_by_role("link", name="offline verification guide").first.click()
     expect(audit.get_by_role("heading", name="Verifying the audit log offline")).to_be_visible()
-    expect(audit.locator("pre code.language-python")).to_contain_text("def main(path):")
+    expect(audit.locator("pre code.language-python")).to_contain_text("def event_hash(event):")
     shot(audit, "28-audit-offline-guide")
     audit.context.close()
 

@@ -556,8 +556,9 @@ def test_the_evidence_report_shows_the_certificates_checkpoint_and_the_latest(
     import requests_app.checkpoints
     from requests_app.evidence import render_evidence_pdf
 
-    anchored = {"seq": 7, "head_hash": "ab" * 32, "created_at": "2026-01-06T10:00:00+00:00"}
-    anchored |= {"signature": "c2ln", "key_fingerprint": "SHA256:first"}
+    statement = {"seq": 7, "head_hash": "ab" * 32, "created_at": "2026-01-06T10:00:00+00:00"}
+    statement |= {"key_fingerprint": "SHA256:first"}
+    anchored = {"checkpoint": statement, "signature": "c2ln", "source": "database"}
     monkeypatch.setattr(requests_app.checkpoints, "latest_checkpoint", lambda: anchored)
     build_certificate(erased)
     monkeypatch.setattr(requests_app.checkpoints, "latest_checkpoint", lambda: None)

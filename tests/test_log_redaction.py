@@ -1,6 +1,7 @@
 """An approval token (or a password reset token) never reaches a log line the portal writes:
 runserver's access log, gunicorn's access log (as the Dockerfile runs it) and error reports."""
 
+import contextlib
 import logging
 import os
 import socket
@@ -85,10 +86,8 @@ def fetch_until_up(url, process, timeout=30):
 def fetch_secrets(base, process):
     fetch_until_up(f"{base}/healthz", process)
     for path in (f"/approve/{TOKEN}/", RESET):
-        try:
+        with contextlib.suppress(urllib.error.HTTPError):
             urllib.request.urlopen(f"{base}{path}", timeout=5)  # noqa: S310
-        except urllib.error.HTTPError:
-            pass
 
 
 def stop(process):

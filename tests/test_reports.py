@@ -442,8 +442,8 @@ def test_audit_log_jsonl_lines_carry_every_hashed_field(client, auditor, officer
         }
         assert record["created_at"] == event.created_at.isoformat(timespec="microseconds")
         assert record["hash"] == event.hash and record["prev_hash"] == event.prev_hash
-    first = json.loads(lines[0])
-    assert first["actor_user_id"] == officer.pk and first["details"]["text"] == "naïve ✓"
+    note = next(json.loads(line) for line in lines if json.loads(line)["action"] == "note")
+    assert note["actor_user_id"] == officer.pk and note["details"]["text"] == "naïve ✓"
     last = AuditEvent.objects.order_by("-seq").first()
     assert last.action == "report_downloaded" and last.details["kind"] == "audit_log"
 
@@ -496,15 +496,18 @@ def test_documented_script_verifies_a_download_and_detects_a_modified_line(
 def test_a_later_period_is_anchored_on_the_earlier_head(client, auditor, tmp_path):
     old = AuditEvent.record("old_event")
     before = timezone.now() - timedelta(days=3)
-    with connection.cursor() as cursor:  # put the first event three days back, rehashed
+    with connection.cursor() as cursor:  # move every event so far three days back, rehashed
         bypass_append_only_trigger(cursor)
-        event = AuditEvent.objects.get(pk=old.pk)
-        event.created_at = before
-        new_hash = event.compute_hash()
-        cursor.execute(
-            f"UPDATE {AuditEvent._meta.db_table} SET created_at = %s, hash = %s WHERE id = %s",
-            [before, new_hash, old.pk],
-        )
+        prev = "0" * 64
+        for event in AuditEvent.objects.filter(seq__lte=old.seq).order_by("seq"):
+            event.created_at, event.prev_hash = before, prev
+            prev = event.compute_hash()
+            cursor.execute(
+                f"UPDATE {AuditEvent._meta.db_table} "
+                "SET created_at = %s, prev_hash = %s, hash = %s WHERE id = %s",
+                [before, event.prev_hash, prev, event.pk],
+            )
+        new_hash = prev
     AuditEvent.record("new_event")
     assert verify_chain()[0]
     client.force_login(auditor)
@@ -514,7 +517,7 @@ def test_a_later_period_is_anchored_on_the_earlier_head(client, auditor, tmp_pat
     path.write_bytes(body)
     result = run_script(documented_script(tmp_path), path, "--period")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "OK: events #2 to #" in result.stdout
+    assert f"OK: events #{old.seq + 1} to #" in result.stdout
     assert f"anchor (prev_hash of the first line): {new_hash}" in result.stdout
 
 

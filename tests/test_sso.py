@@ -210,3 +210,12 @@ def test_reauthentication_asks_entra_for_a_fresh_sign_in(client, entra):
     assert response.status_code == 302 and response["Location"] == "/requests/"
     assert time.time() - client.session["dsr_signed_in_at"] < 60
     assert AuditEvent.objects.filter(action="reauthenticated").count() == 1
+
+
+def test_the_pages_let_the_sign_in_form_go_to_microsoft(client, entra, settings):
+    """Browsers apply CSP form-action to the redirect a form's answer makes: without the
+    authority in it, "Sign in with Microsoft" would do nothing at all."""
+    policy = client.get("/accounts/login/")["Content-Security-Policy"]
+    assert f"form-action 'self' {settings.DSR_OIDC_AUTHORITY}" in policy
+    settings.DSR_OIDC_TENANT = None
+    assert "form-action 'self';" in client.get("/accounts/login/")["Content-Security-Policy"]

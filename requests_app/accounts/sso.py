@@ -64,7 +64,11 @@ def _thumbprint(certificate_pem):
 
     certificate = x509.load_pem_x509_certificate(certificate_pem)
     der = certificate.public_bytes(Encoding.DER)
-    return base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=").decode()  # noqa: S324 (Entra's x5t is SHA-1 by definition)
+    return (
+        base64.urlsafe_b64encode(hashlib.sha1(der, usedforsecurity=False).digest())
+        .rstrip(b"=")
+        .decode()
+    )
 
 
 def client():

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET
 
 from requests_app import roles, timeline
 from requests_app.audit_view import PAGE_SIZE, AuditFilterForm, filtered_events
+from requests_app.checkpoints import checkpoint_status
 from requests_app.docs_render import render_markdown
 from requests_app.evidence import render_evidence_pdf
 from requests_app.models import AuditEvent, DataRequest
@@ -120,6 +121,7 @@ def audit_chain(request):
         "count": count,
         "head": head,
         "problem": problem,
+        "checkpoints": checkpoint_status(),
         "form": form,
         "filtered": filtered,
         "page": page,
