@@ -6,14 +6,14 @@ from datetime import datetime, time, timedelta
 from django import forms
 from django.utils import timezone
 
-from requests_app.form_fields import IsoDateField
+from requests_app.form_fields import DateRangeForm
 from requests_app.models import AuditEvent
 from requests_app.timeline import ACTIONS
 
 PAGE_SIZE = 50
 
 
-class AuditFilterForm(forms.Form):
+class AuditFilterForm(DateRangeForm):
     request = forms.CharField(
         label="Request",
         required=False,
@@ -32,18 +32,6 @@ class AuditFilterForm(forms.Form):
         choices=[("", "Any"), *sorted(ACTIONS.items(), key=lambda pair: pair[1])],
     )
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # "from" is a keyword in Python, so these two are added by name.
-        self.fields["from"] = IsoDateField(label="From", required=False)
-        self.fields["to"] = IsoDateField(label="To", required=False)
-
-    def clean(self):
-        data = super().clean()
-        start, end = data.get("from"), data.get("to")
-        if start and end and start > end:
-            self.add_error("to", "The end of the date range is before its start.")
-        return data
 
 
 def _day_start(day):

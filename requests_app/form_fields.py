@@ -21,3 +21,22 @@ class IsoDateField(forms.DateField):
         },
     )
     default_error_messages = {"invalid": "Enter a date as YYYY-MM-DD."}
+
+
+class DateRangeForm(forms.Form):
+    """A filter form with optional ``from`` and ``to`` dates (added by name: "from" is a
+    Python keyword), refusing a range that ends before it starts."""
+
+    date_labels = ("From", "To")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["from"] = IsoDateField(label=self.date_labels[0], required=False)
+        self.fields["to"] = IsoDateField(label=self.date_labels[1], required=False)
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("from"), data.get("to")
+        if start and end and start > end:
+            self.add_error("to", "The end of the date range is before its start.")
+        return data

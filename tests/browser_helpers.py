@@ -110,6 +110,69 @@ def serve_simulator(directory, throttle_scale=60):
     return sim, server, path
 
 
+OUTBOX_BACKEND = "requests_app.outbox.OutboxBackend"
+
+
+@contextlib.contextmanager
+def running_stack(tmp_path, sqlite_template, settings, *, dev_outbox=False):
+    """The whole stack for one browser test: the shared database, the simulator over HTTP,
+    the live server and one ``manage.py worker`` subprocess. Yields an object with ``url``
+    (the live server), ``sim``, ``sim_url`` and ``worker``."""
+    from django.conf import settings as django_settings
+
+    from requests_app.azure import configured_targets
+    from tests.shared_database import SharedDatabase
+
+    database = SharedDatabase(tmp_path, sqlite_template)
+    sim, sim_server, targets = serve_simulator(tmp_path)
+    server = worker = None
+    try:
+        server = LiveServer()
+        settings.DSR_AZURE_TARGETS = str(targets)
+        settings.DSR_DEV_OUTBOX = dev_outbox
+        settings.EMAIL_BACKEND = OUTBOX_BACKEND
+        settings.SITE_URL = server.url
+        settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+        configured_targets.cache_clear()
+        env = {
+            **os.environ,
+            "DATABASE_URL": database.url,
+            "DSR_AZURE_TARGETS": str(targets),
+            "DSR_DATA_DIR": str(django_settings.DSR_DATA_DIR),
+            "SITE_URL": server.url,
+            "EMAIL_BACKEND": OUTBOX_BACKEND,
+            "DSR_DEV_OUTBOX": "0",
+            "DSR_WORKER_THREADS": "4",  # as in production (the file database is shared)
+            "RQ_LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        worker = Worker(env, tmp_path / "worker.log")
+        stack = type("Stack", (), {})()
+        stack.url, stack.sim, stack.worker = server.url, sim, worker
+        stack.sim_url = sim_server.url
+        yield stack
+    finally:
+        if worker:
+            worker.stop()
+        if server:
+            server.stop()
+        sim_server.shutdown()
+        configured_targets.cache_clear()
+        database.restore()
+
+
+def browser_sqlite_template(tmp_path_factory, name):
+    """A migrated SQLite file the stack's database is copied from (None on PostgreSQL)."""
+    from django.db import connections
+
+    from tests.shared_database import migrated_sqlite_template
+
+    if connections["default"].vendor != "sqlite":
+        return None
+    return migrated_sqlite_template(tmp_path_factory.mktemp(name))
+
+
 @contextlib.contextmanager
 def launched_browser():
     """One Chromium, for a module's ``browser`` fixture. Playwright's sync API leaves an event

@@ -8,27 +8,22 @@ Screenshots of every main page go to tests/artifacts/screenshots/ (gitignored).
 import csv
 import io
 import json
-import os
 import time
 
 import pytest
-from django.conf import settings as django_settings
 from django.utils import timezone
 
 from requests_app import roles
 from tests.browser_helpers import (
-    LiveServer,
-    Worker,
+    browser_sqlite_template,
     launched_browser,
-    serve_simulator,
+    running_stack,
     shot,
 )
 from tests.conftest import PASSWORD, make_user, totp_code, totp_device
-from tests.shared_database import SharedDatabase, migrated_sqlite_template
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-OUTBOX_BACKEND = "requests_app.outbox.OutboxBackend"
 TIMEOUT = 30_000  # ms: generous, for a loaded CI machine
 SIDEWAYS = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
 
@@ -41,56 +36,13 @@ def browser():
 
 @pytest.fixture(scope="module")
 def sqlite_template(tmp_path_factory, django_db_setup):
-    from django.db import connections
-
-    if connections["default"].vendor != "sqlite":
-        return None
-    return migrated_sqlite_template(tmp_path_factory.mktemp("browser-db"))
+    return browser_sqlite_template(tmp_path_factory, "browser-db")
 
 
 @pytest.fixture
 def stack(transactional_db, sqlite_template, redis_db, settings, tmp_path):
-    """Database shared with a worker subprocess, simulator, live server, worker. Yields an
-    object with ``url`` (the live server), ``sim`` and ``worker``."""
-    from requests_app.azure import configured_targets
-
-    database = SharedDatabase(tmp_path, sqlite_template)
-    sim, sim_server, targets = serve_simulator(tmp_path)
-    server = worker = None
-    try:
-        server = LiveServer()
-        settings.DSR_AZURE_TARGETS = str(targets)
-        settings.DSR_DEV_OUTBOX = True
-        settings.EMAIL_BACKEND = OUTBOX_BACKEND
-        settings.SITE_URL = server.url
-        settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
-        configured_targets.cache_clear()
-        env = {
-            **os.environ,
-            "DATABASE_URL": database.url,
-            "DSR_AZURE_TARGETS": str(targets),
-            "DSR_DATA_DIR": str(django_settings.DSR_DATA_DIR),
-            "SITE_URL": server.url,
-            "EMAIL_BACKEND": OUTBOX_BACKEND,
-            "DSR_DEV_OUTBOX": "0",
-            "DSR_WORKER_THREADS": "4",  # as in production (the file database is shared)
-            "RQ_LOG_LEVEL": "WARNING",
-            "PYTHONUNBUFFERED": "1",
-        }
-        env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        worker = Worker(env, tmp_path / "worker.log")
-        stack = type("Stack", (), {})()
-        stack.url, stack.sim, stack.worker = server.url, sim, worker
-        stack.sim_url = sim_server.url
+    with running_stack(tmp_path, sqlite_template, settings, dev_outbox=True) as stack:
         yield stack
-    finally:
-        if worker:
-            worker.stop()
-        if server:
-            server.stop()
-        sim_server.shutdown()
-        configured_targets.cache_clear()
-        database.restore()
 
 
 @pytest.fixture

@@ -7,27 +7,23 @@ approval emails: approvers decide through ``lifecycle.decide(via="portal")``).
 Full-page screenshots go to tests/artifacts/screenshots/ (20-… to 29-…).
 """
 
-import os
 import re
 import time
 
 import pytest
-from django.conf import settings as django_settings
 from django.utils import timezone
 
 from requests_app import lifecycle, roles
 from requests_app.models import DataRequest, Operation, Status
 from tests.browser_helpers import (
-    LiveServer,
-    Worker,
+    browser_sqlite_template,
     launched_browser,
-    serve_simulator,
+    running_stack,
     shot,
     wait_until,
 )
 from tests.conftest import PASSWORD, make_user, proof_for, totp_device
 from tests.lifecycle_helpers import make_request
-from tests.shared_database import SharedDatabase, migrated_sqlite_template
 from tests.test_request_page import make_plan
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -50,7 +46,6 @@ SELECT_FITS = """(id) => {
   const room = s.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight) - 20;
   return [widest, room];
 }"""
-OUTBOX_BACKEND = "requests_app.outbox.OutboxBackend"
 
 
 @pytest.fixture(scope="module")
@@ -61,52 +56,13 @@ def browser():
 
 @pytest.fixture(scope="module")
 def sqlite_template(tmp_path_factory, django_db_setup):
-    from django.db import connections
-
-    if connections["default"].vendor != "sqlite":
-        return None
-    return migrated_sqlite_template(tmp_path_factory.mktemp("browser-pages-db"))
+    return browser_sqlite_template(tmp_path_factory, "browser-pages-db")
 
 
 @pytest.fixture
 def stack(transactional_db, sqlite_template, redis_db, settings, tmp_path):
-    """Shared database, simulator, live server and one worker subprocess."""
-    from requests_app.azure import configured_targets
-
-    database = SharedDatabase(tmp_path, sqlite_template)
-    sim, sim_server, targets = serve_simulator(tmp_path)
-    server = worker = None
-    try:
-        server = LiveServer()
-        settings.DSR_AZURE_TARGETS = str(targets)
-        settings.EMAIL_BACKEND = OUTBOX_BACKEND
-        settings.SITE_URL = server.url
-        settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
-        configured_targets.cache_clear()
-        env = {
-            **os.environ,
-            "DATABASE_URL": database.url,
-            "DSR_AZURE_TARGETS": str(targets),
-            "DSR_DATA_DIR": str(django_settings.DSR_DATA_DIR),
-            "SITE_URL": server.url,
-            "EMAIL_BACKEND": OUTBOX_BACKEND,
-            "DSR_WORKER_THREADS": "4",
-            "RQ_LOG_LEVEL": "WARNING",
-            "PYTHONUNBUFFERED": "1",
-        }
-        env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        worker = Worker(env, tmp_path / "worker.log")
-        stack = type("Stack", (), {})()
-        stack.url, stack.sim, stack.worker = server.url, sim, worker
+    with running_stack(tmp_path, sqlite_template, settings, dev_outbox=False) as stack:
         yield stack
-    finally:
-        if worker:
-            worker.stop()
-        if server:
-            server.stop()
-        sim_server.shutdown()
-        configured_targets.cache_clear()
-        database.restore()
 
 
 @pytest.fixture

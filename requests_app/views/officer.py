@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from requests_app import access, charts, deadlines, roles
 from requests_app import dashboard as numbers
-from requests_app.form_fields import IsoDateField
+from requests_app.form_fields import DateRangeForm
 from requests_app.models import DataRequest, Kind, Regulation, RequestIdentifier, Status
 from requests_app.models.requests import OPEN_STATUSES
 
@@ -46,7 +46,7 @@ def _choices(pairs, blank="Any"):
 KIND_SHORT = {value: label.split(" (")[0] for value, label in Kind.choices}
 
 
-class RequestFilterForm(forms.Form):
+class RequestFilterForm(DateRangeForm):
     q = forms.CharField(
         label="Search",
         required=False,
@@ -72,20 +72,11 @@ class RequestFilterForm(forms.Form):
     )
     sort = forms.ChoiceField(label="Sort by", required=False, choices=list(SORT_LABELS.items()))
 
+    date_labels = ("Received from", "Received to")
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # "from" is a keyword in Python, so these two are added by name.
-        self.fields["from"] = IsoDateField(label="Received from", required=False)
-        self.fields["to"] = IsoDateField(label="Received to", required=False)
-        # Sort last, after the dates.
-        self.fields["sort"] = self.fields.pop("sort")
-
-    def clean(self):
-        data = super().clean()
-        start, end = data.get("from"), data.get("to")
-        if start and end and start > end:
-            self.add_error("to", "The end of the date range is before its start.")
-        return data
+        self.fields["sort"] = self.fields.pop("sort")  # sort last, after the dates
 
 
 def filtered_requests(data, today):
