@@ -94,7 +94,7 @@ def may_decide(user, data_request, *, plan_version=None, proof=None, now=None):
         return Refusal(
             "reauth_required",
             f"An erasure cannot be undone: confirm it is you (you signed in more than "
-            f"{minutes} minutes ago).",
+            f"{minutes} minute{'s' if minutes != 1 else ''} ago).",
             403,
             True,
         )
