@@ -5,24 +5,15 @@ from django.urls import include, path
 
 from requests_app.accounts.views import admin_login
 from requests_app.admin import azure_targets
-from requests_app.views import officer, system
 
 # One door: the admin site signs in through the portal's two-step sign-in (and its lockout).
 admin.site.login = admin_login
 
 urlpatterns = [
-    path("", officer.dashboard, name="home"),
-    path("healthz", system.healthz, name="healthz"),
     path("accounts/", include("requests_app.accounts.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/rq/", include("django_rq.urls")),
     path("admin/azure-targets/", admin.site.admin_view(azure_targets), name="azure_targets"),
     path("admin/", admin.site.urls),
-    path("", include("requests_app.urls_intake")),
-    path("", include("requests_app.urls_api")),
-    path("", include("requests_app.urls_officer")),
-    path("", include("requests_app.urls_reports")),
     path("", include("requests_app.urls")),
-    path("dev/outbox/", system.outbox, name="outbox"),
-    path("dev/outbox/<int:pk>/", system.outbox_message, name="outbox_message"),
 ]

@@ -7,10 +7,36 @@ from requests_app import roles
 from requests_app.models import Artifact, DataRequest
 
 VIEWER_ROLES = (roles.OFFICER, roles.APPROVER, roles.AUDITOR, roles.ADMIN)
+# The register, the reports page and a request's evidence report.
+REPORT_ROLES = (roles.OFFICER, roles.AUDITOR, roles.ADMIN)
+# The audit trail, its log and its guide.
+AUDIT_ROLES = (roles.AUDITOR, roles.ADMIN)
+
+
+def has_any(user, wanted):
+    return any(roles.has_role(user, role) for role in wanted)
+
+
+def require(user, wanted):
+    """For a page only some roles see: anyone else gets a 404, as for anything not theirs."""
+    if not has_any(user, wanted):
+        raise Http404
 
 
 def can_view_requests(user):
-    return any(roles.has_role(user, role) for role in VIEWER_ROLES)
+    return has_any(user, VIEWER_ROLES)
+
+
+def can_see_reports(user):
+    return has_any(user, REPORT_ROLES)
+
+
+def can_audit(user):
+    return has_any(user, AUDIT_ROLES)
+
+
+def is_officer(user):
+    return roles.has_role(user, roles.OFFICER)
 
 
 def request_for_viewer(user, reference):
@@ -21,9 +47,17 @@ def request_for_viewer(user, reference):
 
 def request_for_officer(user, reference):
     """Officers act on every request (they work as a team); others get a 404."""
-    if not roles.has_role(user, roles.OFFICER):
-        raise Http404
+    require(user, (roles.OFFICER,))
     return get_object_or_404(DataRequest, reference=reference)
+
+
+def artifact_for_download(user, reference, kind):
+    """The artifact ``user`` may download, or a 404 (not theirs, or not there)."""
+    data_request = request_for_viewer(user, reference)
+    artifact = get_object_or_404(Artifact, request=data_request, kind=kind)
+    if not can_download(user, artifact):
+        raise Http404
+    return artifact
 
 
 def can_download(user, artifact):

@@ -81,7 +81,7 @@ MATRIX = {
     "dashboard/": [Case("/dashboard/", same(302, 200))],
     "admin/rq/": [Case("/admin/rq/", (302, 302, 302, 302, 302, 200))],
     # --- requests ---------------------------------------------------------------------------
-    "requests/new/": [Case("/requests/new/", (302, 200, 200, 403, 403, 403))],
+    "requests/new/": [Case("/requests/new/", (302, 200, 200, 404, 404, 404))],
     "requests/": [Case("/requests/", same(302, 200))],
     "requests/<str:reference>/": [
         Case("/requests/{a}/", same(302, 200)),
@@ -156,24 +156,24 @@ MATRIX = {
         Case("/api/v1/requests/{draft}/submit", same(401, 401), method="POST", unchanged=True),
     ],
     # --- reports ----------------------------------------------------------------------------
-    "reports/": [Case("/reports/", (302, 200, 200, 403, 200, 200))],
+    "reports/": [Case("/reports/", (302, 200, 200, 404, 200, 200))],
     "reports/register.csv": [
-        Case("/reports/register.csv" + PERIOD, (302, 200, 200, 403, 200, 200), download=True),
-        Case("/reports/register.csv", (302, 400, 400, 403, 400, 400)),
+        Case("/reports/register.csv" + PERIOD, (302, 200, 200, 404, 200, 200), download=True),
+        Case("/reports/register.csv", (302, 400, 400, 404, 400, 400)),
     ],
     "requests/<str:reference>/evidence.pdf": [
         Case("/requests/{a}/evidence.pdf", (302, 200, 200, 404, 200, 200), download=True),
         Case(f"/requests/{UNKNOWN}/evidence.pdf", same(302, 404)),
     ],
     "audit/": [
-        Case("/audit/", (302, 403, 403, 403, 200, 200)),
-        Case("/audit/?request={a}&action=status_changed&page=2", (302, 403, 403, 403, 200, 200)),
+        Case("/audit/", (302, 404, 404, 404, 200, 200)),
+        Case("/audit/?request={a}&action=status_changed&page=2", (302, 404, 404, 404, 200, 200)),
     ],
     "audit/offline-verification/": [
-        Case("/audit/offline-verification/", (302, 403, 403, 403, 200, 200)),
+        Case("/audit/offline-verification/", (302, 404, 404, 404, 200, 200)),
     ],
     "audit/log.jsonl": [
-        Case("/audit/log.jsonl" + PERIOD, (302, 403, 403, 403, 200, 200), download=True),
+        Case("/audit/log.jsonl" + PERIOD, (302, 404, 404, 404, 200, 200), download=True),
     ],
     # --- dev outbox: off unless DSR_DEV_OUTBOX ----------------------------------------------
     "dev/outbox/": [Case("/dev/outbox/", same(404, 404))],

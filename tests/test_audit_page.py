@@ -164,7 +164,7 @@ def test_audit_page_links_the_guide_and_the_guide_is_a_page(client, auditor):
 @pytest.mark.parametrize("persona", ["officer", "approver"])
 def test_the_guide_is_for_auditors_and_admins(client, persona, request):
     sign_in(client, request.getfixturevalue(persona))
-    assert client.get(reverse("audit_offline_guide")).status_code == 403
+    assert client.get(reverse("audit_offline_guide")).status_code == 404
 
 
 def test_guide_file_exists():

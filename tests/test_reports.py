@@ -280,10 +280,10 @@ def test_register_bad_period_is_400_with_a_message(client, officer, query):
 def test_register_and_audit_pages_refuse_approvers(client, approver):
     sign_in(client, approver)
     period = {"from": "2026-01-01", "to": "2026-01-31"}
-    assert client.get(reverse("register_csv"), period).status_code == 403
-    assert client.get(reverse("audit_log_jsonl"), period).status_code == 403
-    assert client.get(reverse("audit_chain")).status_code == 403
-    assert client.get(reverse("reports")).status_code == 403
+    assert client.get(reverse("register_csv"), period).status_code == 404
+    assert client.get(reverse("audit_log_jsonl"), period).status_code == 404
+    assert client.get(reverse("audit_chain")).status_code == 404
+    assert client.get(reverse("reports")).status_code == 404
     assert not AuditEvent.objects.filter(action="report_downloaded").exists()
 
 
@@ -292,8 +292,8 @@ def test_officers_get_the_register_but_not_the_audit_log(client, officer):
     period = {"from": "2026-01-01", "to": "2026-01-31"}
     assert client.get(reverse("register_csv"), period).status_code == 200
     assert client.get(reverse("reports")).status_code == 200
-    assert client.get(reverse("audit_log_jsonl"), period).status_code == 403
-    assert client.get(reverse("audit_chain")).status_code == 403
+    assert client.get(reverse("audit_log_jsonl"), period).status_code == 404
+    assert client.get(reverse("audit_chain")).status_code == 404
 
 
 def test_reports_page_links_downloads_for_auditors(client, auditor):

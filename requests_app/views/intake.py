@@ -2,19 +2,17 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from requests_app import devsamples, roles
+from requests_app import access, devsamples, roles
 from requests_app.forms_intake import IntakeForm
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def request_create(request):
-    if not roles.has_role(request.user, roles.OFFICER):
-        raise PermissionDenied
+    access.require(request.user, (roles.OFFICER,))
     if request.method == "POST":
         form = IntakeForm(request.POST, request.FILES)
         if form.is_valid():

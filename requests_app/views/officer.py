@@ -169,8 +169,7 @@ def dashboard(request):
         "overdue": overdue,
         "due_soon": due_soon,
         "awaiting": list(numbers.awaiting_action(request.user)[:PAGE_SIZE]),
-        "acts": roles.has_role(request.user, roles.OFFICER)
-        or roles.has_role(request.user, roles.APPROVER),
+        "acts": access.has_any(request.user, (roles.OFFICER, roles.APPROVER)),
         "months": months,
         "chart": charts.volume_and_on_time(months),
         "limit": PAGE_SIZE,

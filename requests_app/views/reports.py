@@ -11,15 +11,15 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from requests_app import roles, timeline
+from requests_app import access, timeline
+from requests_app.accounts.identity import client_ip
 from requests_app.audit_view import PAGE_SIZE, AuditFilterForm, filtered_events
 from requests_app.checkpoints import checkpoint_status
 from requests_app.docs_render import render_markdown
@@ -28,18 +28,7 @@ from requests_app.models import AuditEvent, DataRequest
 from requests_app.models.audit import verify_chain
 from requests_app.register import PeriodError, parse_period, register_lines
 
-REGISTER_ROLES = (roles.OFFICER, roles.AUDITOR, roles.ADMIN)
-AUDIT_ROLES = (roles.AUDITOR, roles.ADMIN)
 OFFLINE_GUIDE = Path(__file__).resolve().parents[2] / "docs" / "verify-audit-offline.md"
-
-
-def _has_any(user, wanted):
-    return any(roles.has_role(user, role) for role in wanted)
-
-
-def _require(user, wanted):
-    if not _has_any(user, wanted):
-        raise PermissionDenied
 
 
 def _bad_period(problem):
@@ -58,7 +47,7 @@ def _record(request, kind, req=None, **details):
         actor=request.user,
         request=req,
         kind=kind,
-        ip=request.META.get("REMOTE_ADDR"),
+        ip=client_ip(request),
         **details,
     )
 
@@ -66,12 +55,12 @@ def _record(request, kind, req=None, **details):
 @login_required
 @require_GET
 def reports_index(request):
-    _require(request.user, REGISTER_ROLES)
+    access.require(request.user, access.REPORT_ROLES)
     today = timezone.localdate()
     context = {
         "default_from": today.replace(day=1).isoformat(),
         "default_to": today.isoformat(),
-        "can_audit": _has_any(request.user, AUDIT_ROLES),
+        "can_audit": access.can_audit(request.user),
     }
     return render(request, "requests_app/reports.html", context)
 
@@ -79,7 +68,7 @@ def reports_index(request):
 @login_required
 @require_GET
 def register_csv(request):
-    _require(request.user, REGISTER_ROLES)
+    access.require(request.user, access.REPORT_ROLES)
     try:
         start, end = parse_period(request.GET)
     except PeriodError as problem:
@@ -94,8 +83,7 @@ def register_csv(request):
 @login_required
 @require_GET
 def evidence_pdf(request, reference):
-    if not _has_any(request.user, REGISTER_ROLES):
-        raise Http404
+    access.require(request.user, access.REPORT_ROLES)
     req = get_object_or_404(DataRequest.objects.select_related("created_by"), reference=reference)
     body = render_evidence_pdf(req)
     _record(request, "evidence", req=req)
@@ -107,7 +95,7 @@ def evidence_pdf(request, reference):
 @require_GET
 @never_cache
 def audit_chain(request):
-    _require(request.user, AUDIT_ROLES)
+    access.require(request.user, access.AUDIT_ROLES)
     ok, count, head, problem = verify_chain()
     form = AuditFilterForm(request.GET)
     form.is_valid()  # invalid fields are reported on the page; the valid ones still filter
@@ -136,7 +124,7 @@ def audit_chain(request):
 @require_GET
 def audit_offline_guide(request):
     """docs/verify-audit-offline.md as a page, for the people who run the check."""
-    _require(request.user, AUDIT_ROLES)
+    access.require(request.user, access.AUDIT_ROLES)
     text = OFFLINE_GUIDE.read_text(encoding="utf-8")
     return render(
         request,
@@ -171,7 +159,7 @@ def _audit_lines(start, end):
 @login_required
 @require_GET
 def audit_log_jsonl(request):
-    _require(request.user, AUDIT_ROLES)
+    access.require(request.user, access.AUDIT_ROLES)
     try:
         start, end = parse_period(request.GET)
     except PeriodError as problem:

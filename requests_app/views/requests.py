@@ -2,18 +2,17 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from requests_app import access, deadlines, lifecycle, plan_view, request_page, roles
 from requests_app.accounts import twofactor
 from requests_app.accounts.identity import client_ip
+from requests_app.artifacts import artifact_path
 from requests_app.models import (
     Approval,
-    Artifact,
     AuditEvent,
     IllegalTransition,
     Status,
@@ -23,24 +22,10 @@ from requests_app.progress import progress_of
 
 
 @login_required
-def request_list(request):
-    if not access.can_view_requests(request.user):
-        raise Http404
-    from requests_app.models import DataRequest
-
-    queryset = DataRequest.objects.select_related("created_by").order_by("-created_at")
-    status = request.GET.get("status")
-    if status in Status.values:
-        queryset = queryset.filter(status=status)
-    page = Paginator(queryset, 50).get_page(request.GET.get("page"))
-    return render(request, "requests_app/request_list.html", {"page": page})
-
-
-@login_required
 def request_detail(request, reference):
     req = access.request_for_viewer(request.user, reference)
     user = request.user
-    is_officer = roles.has_role(user, roles.OFFICER)
+    is_officer = access.is_officer(user)
     my_decision = req.approvals.filter(approver=user, plan_version=req.plan_version).first()
     # The same rule as the decision itself: the form when it would be accepted; what to do
     # when the person could fix it (re-authenticate, sign in with a second factor).
@@ -76,9 +61,7 @@ def request_detail(request, reference):
         "my_decision": my_decision,
         "extension_limit": deadlines.extension_limit(req),
         "can_cancel": Status.CANCELLED in TRANSITIONS[Status(req.status)],
-        "can_evidence": is_officer
-        or roles.has_role(user, roles.AUDITOR)
-        or roles.has_role(user, roles.ADMIN),
+        "can_evidence": access.can_see_reports(user),
     }
     return render(request, "requests_app/request_detail.html", context)
 
@@ -161,8 +144,7 @@ def request_resend(request, reference):
 @require_POST
 def request_decide(request, reference):
     """A signed-in approver decides from the request page (same rules as the email link)."""
-    if not roles.has_role(request.user, roles.APPROVER):
-        raise Http404
+    access.require(request.user, (roles.APPROVER,))
     req = access.request_for_viewer(request.user, reference)
     decision = request.POST.get("decision")
     if decision not in Approval.Decision.values:
@@ -197,22 +179,20 @@ def request_decide(request, reference):
 @login_required
 @require_GET
 def artifact_download(request, reference, kind):
-    req = access.request_for_viewer(request.user, reference)
-    artifact = get_object_or_404(Artifact, request=req, kind=kind)
-    if not access.can_download(request.user, artifact):
-        raise Http404
-    from django.conf import settings
-
-    path = (settings.DSR_DATA_DIR / artifact.path).resolve()
-    if settings.DSR_DATA_DIR.resolve() not in path.parents or not path.is_file():
+    artifact = access.artifact_for_download(request.user, reference, kind)
+    try:
+        path = artifact_path(artifact)
+    except ValueError:
+        raise Http404 from None
+    if not path.is_file():
         raise Http404
     AuditEvent.record(
         "artifact_downloaded",
         actor=request.user,
-        request=req,
+        request=artifact.request,
         kind=kind,
         sha256=artifact.sha256,
-        ip=request.META.get("REMOTE_ADDR"),
+        ip=client_ip(request),
     )
     response = FileResponse(
         path.open("rb"),

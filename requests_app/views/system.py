@@ -1,7 +1,6 @@
-"""Views that are not about one request: the landing page, health, the dev outbox."""
+"""Views that are not about one request: health, the dev outbox."""
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, render
@@ -9,11 +8,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from requests_app.models import OutboxMessage
-
-
-@login_required
-def home(request):
-    return render(request, "requests_app/home.html")
 
 
 def _database_status():
