@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from requests_app.accounts import views
+from requests_app.accounts import password_views, sso_views, views
 
 urlpatterns = [
     path("login/", views.PasswordStep.as_view(), name="login"),
@@ -12,13 +12,13 @@ urlpatterns = [
     path("2fa/setup/", views.twofactor_setup, name="twofactor_setup"),
     path("2fa/recovery-codes/", views.twofactor_recovery, name="twofactor_recovery"),
     path("2fa/recovery-codes/new", views.recovery_codes_renew, name="recovery_codes_renew"),
-    path("sso/login/", views.sso_login, name="sso_login"),
-    path("sso/callback/", views.sso_callback, name="sso_callback"),
-    path("password_reset/", views.PasswordReset.as_view(), name="password_reset"),
-    path("password_change/", views.PasswordChange.as_view(), name="password_change"),
+    path("sso/login/", sso_views.sso_login, name="sso_login"),
+    path("sso/callback/", sso_views.sso_callback, name="sso_callback"),
+    path("password_reset/", password_views.PasswordReset.as_view(), name="password_reset"),
+    path("password_change/", password_views.PasswordChange.as_view(), name="password_change"),
     path(
         "reset/<uidb64>/<token>/",
-        views.PasswordResetConfirm.as_view(),
+        password_views.PasswordResetConfirm.as_view(),
         name="password_reset_confirm",
     ),
 ]

@@ -1,10 +1,7 @@
-"""The sign-in pages: password, code, enrolment, recovery codes, re-authentication, Entra ID
-single sign-on, password reset, and the lockout page every door shares."""
+"""The sign-in pages: password, code, enrolment, recovery codes, re-authentication, the admin
+site's door, and the lockout page every door shares (Entra ID: sso_views.py; password reset
+and change: password_views.py)."""
 
-import time
-from urllib.parse import urlsplit
-
-from authlib.common.errors import AuthlibBaseError
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -17,16 +14,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import login as otp_login
-from joserfc.errors import JoseError
-from requests.exceptions import RequestException
 
-from requests_app.accounts import lockout, noise, sso, twofactor
+from requests_app.accounts import lockout, sso, twofactor
 from requests_app.accounts.forms import CodeForm, PasswordForm, ReauthForm
-from requests_app.accounts.identity import client_of
 from requests_app.models import AuditEvent
 
-SSO_NEXT = "dsr_sso_next"
-SSO_REAUTH = "dsr_sso_reauth"
 RECOVERY_SHOWN_ONCE = "dsr_recovery_codes"
 
 
@@ -257,165 +249,10 @@ def reauth(request):
     return render(request, "registration/reauth.html", {"form": form, "next": next_url})
 
 
-# -- Entra ID --------------------------------------------------------------------------------
-
-
-@require_POST
-def sso_login(request):
-    """Start the code flow (a POST from the sign-in or re-authentication page)."""
-    if not sso.enabled():
-        raise Http404
-    reauthenticating = request.POST.get("reauth") == "1" and request.user.is_authenticated
-    request.session[SSO_NEXT] = safe_next(request, request.POST.get("next"))
-    request.session[SSO_REAUTH] = request.user.pk if reauthenticating else None
-    extra = sso.authorize_params(reauthenticate=reauthenticating)
-    try:
-        return sso.client().authorize_redirect(request, sso.redirect_url(), **extra)
-    except (RequestException, AuthlibBaseError, ValueError) as exc:
-        return sso_refused(
-            request, "idp_unreachable", f"Microsoft sign-in is not reachable: {exc}", 502
-        )
-
-
-def sso_refused(request, reason, message, status):
-    noise.record_anonymous("sso_refused", reason=reason, **client_of(request))
-    return render(
-        request,
-        "registration/sso_refused.html",
-        {"message": message, "reason": reason},
-        status=status,
-    )
-
-
-@never_cache
-@require_http_methods(["GET"])
-def sso_callback(request):
-    if not sso.enabled():
-        raise Http404
-    try:
-        claims = sso.validated_claims(request)
-        user = sso.user_for(claims)
-    except sso.SsoRefused as refusal:
-        return sso_refused(request, refusal.reason, str(refusal), refusal.status)
-    except (AuthlibBaseError, JoseError, RequestException, ValueError, KeyError) as exc:
-        reason = getattr(exc, "error", None) or exc.__class__.__name__
-        message = (
-            "Microsoft's answer could not be verified, so nobody was signed in "
-            f"({getattr(exc, 'description', None) or reason}). Start the sign-in again."
-        )
-        return sso_refused(request, str(reason)[:64], message, 400)
-    factor = sso.second_factor(claims)
-    if twofactor.second_factor_required(user) and not factor:
-        return sso_refused(
-            request,
-            "mfa_missing",
-            "Your Microsoft sign-in did not include multi-factor authentication, which the "
-            "portal requires for your role. Ask your administrator to require MFA for it.",
-            403,
-        )
-    next_url = request.session.pop(SSO_NEXT, None) or reverse(settings.LOGIN_REDIRECT_URL)
-    # Entra's auth_time (an optional claim) says when the person last authenticated there; a
-    # single sign-on session may be hours old. Without it, only a sign-in we asked to be fresh
-    # (prompt=login, max_age=0) counts as recent; any other is taken as old.
-    at = claims.get("auth_time")
-    reauthenticating = request.session.pop(SSO_REAUTH, None) == user.pk
-    if at is None and not reauthenticating:
-        at = 1  # long ago: an erasure will ask for a fresh sign-in
-    if reauthenticating and request.user.pk == user.pk:
-        if at is not None and time.time() - at > 300:
-            return sso_refused(
-                request,
-                "not_reauthenticated",
-                "Microsoft did not ask for your sign-in again, so it is not confirmed. "
-                "Try once more.",
-                403,
-            )
-        twofactor.reauthenticated(request, factor, at=at)
-    else:
-        twofactor.complete(
-            request,
-            user,
-            factor,
-            backend="django.contrib.auth.backends.ModelBackend",
-            method="entra",
-            at=at,
-        )
-    return HttpResponseRedirect(next_url)
-
-
-# -- the admin site's door, and password reset ----------------------------------------------
+# -- the admin site's door ------------------------------------------------------------------
 
 
 def admin_login(request, extra_context=None):
     """The admin site signs in through the portal's own two-step sign-in, never its own."""
     target = request.GET.get("next") or reverse("admin:index")
     return redirect_to_login(target)
-
-
-class PasswordReset(auth_views.PasswordResetView):
-    """Django's reset request, throttled by the shared lockout and audited. The link in the
-    email is built from SITE_URL, never from the request's Host header."""
-
-    def dispatch(self, request, *args, **kwargs):
-        if not settings.DSR_PASSWORD_RESET:
-            raise Http404("Password reset is turned off.")
-        return super().dispatch(request, *args, **kwargs)
-
-    def form_valid(self, form):
-        from django.contrib.auth import get_user_model
-
-        email = form.cleaned_data["email"]
-        users = list(get_user_model().objects.filter(email__iexact=email, is_active=True)[:2])
-        # Counted under their own key (and the address), not the account's sign-in: anyone can
-        # ask for a reset, and that must not lock the account's owner out.
-        key = f"reset:{users[0].get_username() if len(users) == 1 else email.lower()}"
-        if lockout.is_locked(self.request, key):
-            return locked_out(self.request)
-        lockout.count_failure(self.request, key, "password_reset")
-        if getattr(self.request, "axes_locked_out", False):
-            return locked_out(self.request)
-        site = urlsplit(settings.SITE_URL)
-        form.save(
-            domain_override=site.netloc,
-            use_https=site.scheme == "https",
-            token_generator=self.token_generator,
-            from_email=self.from_email,
-            email_template_name=self.email_template_name,
-            subject_template_name=self.subject_template_name,
-            request=self.request,
-            html_email_template_name=self.html_email_template_name,
-            extra_email_context=self.extra_email_context,
-        )
-        return HttpResponseRedirect(self.get_success_url())
-
-
-class PasswordChange(auth_views.PasswordChangeView):
-    """Django's password change, behind the shared lockout: a wrong old password counts as a
-    failed sign-in (a session must not be a way to guess the password)."""
-
-    def post(self, request, *args, **kwargs):
-        if lockout.is_locked(request, request.user.get_username()):
-            return locked_out(request)
-        return super().post(request, *args, **kwargs)
-
-    def form_invalid(self, form):
-        if "old_password" in form.errors:
-            lockout.count_failure(self.request, self.request.user.get_username(), "password_change")
-        return super().form_invalid(form)
-
-    def form_valid(self, form):
-        response = super().form_valid(form)
-        AuditEvent.record("password_changed", actor=self.request.user, **client_of(self.request))
-        return response
-
-
-class PasswordResetConfirm(auth_views.PasswordResetConfirmView):
-    def dispatch(self, request, *args, **kwargs):
-        if not settings.DSR_PASSWORD_RESET:
-            raise Http404("Password reset is turned off.")
-        return super().dispatch(request, *args, **kwargs)
-
-    def form_valid(self, form):
-        response = super().form_valid(form)
-        AuditEvent.record("password_reset_completed", actor=form.user, **client_of(self.request))
-        return response
