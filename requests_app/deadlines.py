@@ -1,16 +1,31 @@
-"""Deadline extensions: once per request, within the regulation's limit, with a recorded reason
-and the date the data subject was told (GDPR art. 12(3), CCPA §1798.130(a)(2))."""
+"""Deadline extensions, by the rule of the request's regulation (requests_app.regulations): how
+often, how far beyond the original due date, and what is recorded (a reason, the date the data
+subject was told, which must fall within the original period)."""
 
 from django.db import transaction
 from django.utils import timezone
 
+from requests_app import regulations
 from requests_app.models import AuditEvent, DataRequest
-from requests_app.models.requests import latest_extension
 
 
 def extension_limit(request):
     """The furthest date an extension of ``request`` may reach."""
-    return latest_extension(request.regulation, request.due_at)
+    return regulations.latest_extension(request.regulation, request.due_at)
+
+
+def _extensions_made(request):
+    if not request.extended_until:
+        return 0
+    # Each extension writes one audit event in its transaction: the trail counts them.
+    events = AuditEvent.objects.filter(request_ref=request.reference, action="deadline_extended")
+    return max(1, events.count())
+
+
+def _how_often(rules):
+    if rules.extension.times == 1:
+        return "only once"
+    return f"at most {rules.extension.times} times"
 
 
 def _refusal(request, until, reason, notice_date, today):
@@ -18,12 +33,15 @@ def _refusal(request, until, reason, notice_date, today):
     if not request.is_open:
         status = request.get_status_display().lower()
         return f"{request.reference} is {status}; only open requests can be extended."
-    if request.extended_until:
+    rules = request.regulation_rules
+    if not rules.extension.times:
+        return f"{rules.label} allows no extension of the deadline ({rules.reference})."
+    if _extensions_made(request) >= rules.extension.times:
         return (
             f"{request.reference} was already extended to {request.extended_until:%Y-%m-%d}; "
-            "a deadline can be extended only once."
+            f"under {rules.label} a deadline can be extended {_how_often(rules)}."
         )
-    if not reason:
+    if not reason and "reason" in rules.extension.records:
         return "A reason for the extension is required."
     if until is None:
         return "Give the new due date."
@@ -32,17 +50,19 @@ def _refusal(request, until, reason, notice_date, today):
     limit = extension_limit(request)
     if until > limit:
         return (
-            f"{request.get_regulation_display()} allows an extension up to {limit:%Y-%m-%d} "
-            f"for {request.reference}."
+            f"{rules.label} allows an extension up to {limit:%Y-%m-%d} "
+            f"for {request.reference} ({rules.reference})."
         )
     if notice_date is None:
-        return "Give the date the data subject was told of the extension."
+        if "notice_date" in rules.extension.records:
+            return "Give the date the data subject was told of the extension."
+        return None
     if notice_date > today:
         return "The date the data subject was told cannot be in the future."
     if notice_date < request.received_at:
         return "The data subject cannot have been told before the request was received."
     if notice_date > request.due_at:
-        # Both regulations require the notice within the original period.
+        # The regulations require the notice within the original period.
         return (
             f"The data subject must be told before the original due date "
             f"({request.due_at:%Y-%m-%d}); an extension cannot be claimed afterwards."

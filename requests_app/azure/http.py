@@ -145,50 +145,21 @@ class AzureHttp:
         ``missing_ok``: a 404 carrying an Azure error code is returned (``found`` False) instead
         of raised; a bare 404 without one still raises NotFound.
         """
-        policy = self.retry
         started = self._clock()
         attempt = 0
         ambiguous = False
         context = {"method": method, "host": self.target.hostname, "path": path}
         while True:
             attempt += 1
-            remaining = policy.budget_seconds - (self._clock() - started)
-            try:
-                self._pacer.acquire(
-                    self._buckets[bucket], max_wait=min(policy.pacing_max_wait, remaining)
-                )
-            except PacingTimeout as exc:
-                raise Throttled(
-                    f"local pacing: no {bucket} token for {exc.wait:.1f}s",
-                    retry_after=exc.wait,
-                    attempts=attempt - 1,
-                    ambiguous=ambiguous,
-                    **context,
-                ) from None
+            self._pace(bucket, started, attempt, ambiguous, context)
             sent = self._clock()
-            try:
-                response = self._send(method, path, json_body, headers)
-            except RETRY_ERRORS as exc:
-                error = Transient(
-                    f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
-                    attempts=attempt,
-                    **context,
+            response, error, this_ambiguous, retry_after = self._attempt(
+                method, path, json_body, headers, missing_ok, attempt, context
+            )
+            if error is None:
+                return self._success(
+                    response, method, path, attempt, sent, started, ambiguous, missing_ok
                 )
-                this_ambiguous = isinstance(exc, AMBIGUOUS_ERRORS)
-                retry_after = None
-            else:
-                status = response.status_code
-                if status < 300 or (status == 404 and missing_ok and _azure_said(response)):
-                    return self._success(
-                        response, method, path, attempt, sent, started, ambiguous, missing_ok
-                    )
-                error = error_for_response(
-                    status, response.headers, response.content, attempts=attempt, **context
-                )
-                if status in (401, 403):
-                    self._auth.invalidate()
-                this_ambiguous = status == 504
-                retry_after = getattr(error, "retry_after", None)
             duration = self._clock() - sent
             delay = self._retry_delay(error, attempt, retry_after, started)
             self._report(method, path, error.status, duration, attempt, error, delay)
@@ -206,6 +177,42 @@ class AzureHttp:
                 delay,
             )
             self._sleep(delay)
+
+    def _pace(self, bucket, started, attempt, ambiguous, context):
+        """Wait for a token of ``bucket`` within what is left of the retry budget."""
+        policy = self.retry
+        remaining = policy.budget_seconds - (self._clock() - started)
+        try:
+            self._pacer.acquire(
+                self._buckets[bucket], max_wait=min(policy.pacing_max_wait, remaining)
+            )
+        except PacingTimeout as exc:
+            raise Throttled(
+                f"local pacing: no {bucket} token for {exc.wait:.1f}s",
+                retry_after=exc.wait,
+                attempts=attempt - 1,
+                ambiguous=ambiguous,
+                **context,
+            ) from None
+
+    def _attempt(self, method, path, json_body, headers, missing_ok, attempt, context):
+        """One send: (response, None, …) when it succeeded, else (response or None, the error,
+        whether the outcome is unknown, the Retry-After Azure asked for)."""
+        try:
+            response = self._send(method, path, json_body, headers)
+        except RETRY_ERRORS as exc:
+            message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            error = Transient(message, attempts=attempt, **context)
+            return None, error, isinstance(exc, AMBIGUOUS_ERRORS), None
+        status = response.status_code
+        if status < 300 or (status == 404 and missing_ok and _azure_said(response)):
+            return response, None, False, None
+        error = error_for_response(
+            status, response.headers, response.content, attempts=attempt, **context
+        )
+        if status in (401, 403):
+            self._auth.invalidate()
+        return response, error, status == 504, getattr(error, "retry_after", None)
 
     def _retry_delay(self, error, attempt, retry_after, started):
         """Seconds to sleep before the next attempt, or None when this error is final."""

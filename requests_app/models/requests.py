@@ -4,14 +4,19 @@ The status field changes only in ``DataRequest.transition``, which checks the mo
 ``TRANSITIONS`` under a row lock and writes the audit event in the same transaction.
 """
 
-import calendar
-from datetime import date, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
+from requests_app import regulations
 from requests_app.models.audit import AuditEvent
+
+# Re-exported: callers read deadlines through the model's module as they always did.
+from requests_app.regulations import add_months as add_months
+from requests_app.regulations import due_date as due_date
+from requests_app.regulations import latest_extension as latest_extension
 
 
 class IllegalTransition(Exception):
@@ -66,29 +71,11 @@ class Kind(models.TextChoices):
     EXPORT_AND_ERASURE = "export_and_erasure", "Export, then erasure"
 
 
-class Regulation(models.TextChoices):
-    GDPR = "gdpr", "GDPR"
-    CCPA = "ccpa", "CCPA"
-
-
-def add_months(day, months):
-    """Same day N calendar months later, clamped to the month's end (31 Jan + 1 → 28/29 Feb)."""
-    month_index = day.month - 1 + months
-    year, month = day.year + month_index // 12, month_index % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-
-
-def due_date(regulation, received):
-    if regulation == Regulation.GDPR:
-        return add_months(received, 1)
-    return received + timedelta(days=45)
-
-
-def latest_extension(regulation, due):
-    """The furthest an extension may move the due date (GDPR +2 months, CCPA +45 days)."""
-    if regulation == Regulation.GDPR:
-        return add_months(due, 2)
-    return due + timedelta(days=45)
+# The stored codes as constants (Regulation.GDPR == "gdpr"). Everything else about a regulation,
+# its label included, is its entry in requests_app.regulations, which the field's choices read.
+Regulation = models.TextChoices(
+    "Regulation", [(code.upper(), (code, label)) for code, label in regulations.choices()]
+)
 
 
 class ReferenceCounter(models.Model):
@@ -110,7 +97,7 @@ class ReferenceCounter(models.Model):
 class DataRequest(models.Model):
     reference = models.CharField(max_length=32, unique=True, editable=False)
     kind = models.CharField(max_length=24, choices=Kind.choices)
-    regulation = models.CharField(max_length=8, choices=Regulation.choices)
+    regulation = models.CharField(max_length=16, choices=regulations.choices)
     received_at = models.DateField()
     due_at = models.DateField()
     extended_until = models.DateField(null=True, blank=True)
@@ -158,6 +145,11 @@ class DataRequest(models.Model):
         return reverse("request_detail", args=[self.reference])
 
     # --- deadlines -------------------------------------------------------------------------
+    @property
+    def regulation_rules(self):
+        """The regulation's entry in the table: label, legal reference, periods."""
+        return regulations.rules_for(self.regulation)
+
     @property
     def effective_due(self):
         return self.extended_until or self.due_at
