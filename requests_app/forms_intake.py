@@ -2,11 +2,11 @@
 
 from django import forms
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
-from requests_app import intake
+from requests_app import intake, regulations
 from requests_app.form_fields import IsoDateField
-from requests_app.models import Kind, Regulation
+from requests_app.models import Kind
 
 PASTE_HELP = format_html(
     "One identifier per line. A line is a DPS <strong>registration ID</strong>; to name a "
@@ -25,7 +25,7 @@ CSV_HELP = format_html(
 
 class IntakeForm(forms.Form):
     kind = forms.ChoiceField(choices=Kind.choices, widget=forms.RadioSelect)
-    regulation = forms.ChoiceField(choices=Regulation.choices, widget=forms.RadioSelect)
+    regulation = forms.ChoiceField(choices=regulations.choices, widget=forms.RadioSelect)
     received_at = IsoDateField(
         label="Received on",
         initial=timezone.localdate,
@@ -68,6 +68,10 @@ class IntakeForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.identifier_list = None
+        # The deadline each regulation sets, from the regulation table.
+        self.fields["regulation"].help_text = format_html_join(
+            " ", "{}", ((rules.describe(),) for rules in regulations.TABLE.values())
+        )
 
     def clean_received_at(self):
         received = self.cleaned_data["received_at"]

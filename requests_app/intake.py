@@ -21,6 +21,7 @@ from datetime import date
 from django.db import transaction
 from django.utils import timezone
 
+from requests_app import regulations
 from requests_app.models import (
     AuditEvent,
     DataRequest,
@@ -29,7 +30,6 @@ from requests_app.models import (
     RequestIdentifier,
     Status,
 )
-from requests_app.models.requests import add_months, due_date
 
 MAX_IDENTIFIERS = 10_000
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
@@ -292,7 +292,7 @@ def check_received_at(received, today=None):
     today = today or timezone.localdate()
     if received > today:
         return "The received date cannot be in the future."
-    earliest = add_months(today, -12)
+    earliest = regulations.add_months(today, -12)
     if received < earliest:
         return (
             f"The received date is more than a year ago (before {earliest.isoformat()}); "
@@ -338,7 +338,7 @@ def create_request(
             kind=kind,
             regulation=regulation,
             received_at=received_at,
-            due_at=due_date(regulation, received_at),
+            due_at=regulations.due_date(regulation, received_at),
             subject_reference=subject_reference.strip(),
             # Blocking re-provisioning is a step of erasure; an export never does it.
             block_reprovisioning=bool(block_reprovisioning) and kind != Kind.EXPORT,

@@ -1,6 +1,7 @@
 """The register of requests for a period, as CSV rows an auditor can open in a spreadsheet.
 
-One row per request *received* in the period (both ends included). Cells that a spreadsheet
+One row per request *received* in the period (both ends included), with its regulation's label
+and the legal reference its deadline comes from (requests_app.regulations). Cells that a spreadsheet
 would read as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return)
 are prefixed with ``'`` so they stay text.
 """
@@ -22,6 +23,8 @@ HEADER = (
     "reference",
     "kind",
     "regulation",
+    "regulation_label",
+    "legal_reference",
     "received_via",
     "received",
     "due",
@@ -103,6 +106,8 @@ def register_row(request, today):
         request.reference,
         request.kind,
         request.regulation,
+        request.regulation_rules.label,
+        request.regulation_rules.reference,
         request.created_via,
         _iso(request.received_at),
         _iso(request.due_at),

@@ -150,22 +150,41 @@ def _target(kind, number, entry, base_dir, secrets, environ):
             "hostname", f"must end with {SUFFIX[kind]} (or give an endpoint for a test setup)"
         )
 
+    auth, credential, connection = _auth(entry, hostname, base_dir, secrets, environ, fail)
+    tier, units, rate_scale = _capacity(entry, fail)
+    return Target(
+        kind=kind,
+        hostname=hostname,
+        auth=auth,
+        endpoint=endpoint,
+        credential=credential,
+        tier=tier,
+        units=units,
+        rate_scale=rate_scale,
+        connection=connection,
+    )
+
+
+def _auth(entry, hostname, base_dir, secrets, environ, fail):
+    """(auth, credential, connection): a SAS policy's connection string, or Entra ID."""
     auth = entry.get("auth")
     if auth not in ("sas", "entra"):
         raise fail("auth", f'must be "sas" or "entra", got {auth!r}')
-    connection = None
     credential = entry.get("credential")
     if auth == "sas":
         if credential is not None:
             raise fail("credential", 'only for auth = "entra"')
-        connection = _connection(entry, hostname, base_dir, secrets, environ, fail)
-    else:
-        for field in ("connection_string_env", "connection_string_file"):
-            if field in entry:
-                raise fail(field, 'only for auth = "sas"')
-        if credential is not None and credential not in CREDENTIALS:
-            raise fail("credential", f"must be one of {', '.join(CREDENTIALS)}, got {credential!r}")
+        return auth, None, _connection(entry, hostname, base_dir, secrets, environ, fail)
+    for field in ("connection_string_env", "connection_string_file"):
+        if field in entry:
+            raise fail(field, 'only for auth = "sas"')
+    if credential is not None and credential not in CREDENTIALS:
+        raise fail("credential", f"must be one of {', '.join(CREDENTIALS)}, got {credential!r}")
+    return auth, credential, None
 
+
+def _capacity(entry, fail):
+    """(tier, units, rate_scale): what sizes the target's throttles."""
     tier = entry.get("tier", "S1")
     if not isinstance(tier, str) or tier.upper() not in TIERS:
         raise fail("tier", f"must be one of {', '.join(TIERS)}, got {tier!r}")
@@ -175,17 +194,7 @@ def _target(kind, number, entry, base_dir, secrets, environ):
     rate_scale = entry.get("rate_scale", 1.0)
     if isinstance(rate_scale, bool) or not isinstance(rate_scale, int | float) or rate_scale <= 0:
         raise fail("rate_scale", f"must be a number above 0, got {rate_scale!r}")
-    return Target(
-        kind=kind,
-        hostname=hostname,
-        auth=auth,
-        endpoint=endpoint,
-        credential=credential if auth == "entra" else None,
-        tier=tier.upper(),
-        units=units,
-        rate_scale=float(rate_scale),
-        connection=connection,
-    )
+    return tier.upper(), units, float(rate_scale)
 
 
 def _endpoint(value, fail):
