@@ -2,9 +2,9 @@
 
 For each identifier it finds what exists (individual enrollment and its attestation, the
 registration record and its ``assignedHub``, the hub device, its modules) and plans the
-operations fulfilment will run, in DESIGN.md's order. Hubs outside the targets file are never
-called: their devices are listed as unreachable. The plan's version is a hash of its content,
-so an approval is bound to exactly what the approver saw.
+operations fulfilment will run, as the operation registry (``operations``) declares them. Hubs
+outside the targets file are never called: their devices are listed as unreachable. The plan's
+version is a hash of its content, so an approval is bound to exactly what the approver saw.
 """
 
 import hashlib
@@ -14,14 +14,9 @@ import time
 from django.db import transaction
 from django.utils import timezone
 
+from requests_app import operations
 from requests_app.azure import UnconfiguredTarget
 from requests_app.models import Operation, PlannedDevice
-
-DPS_PATHS = {
-    "enrollment": "/enrollments/{}",
-    "registration": "/registrations/{}",
-    "group": "/enrollmentGroups/{}",
-}
 
 
 class Finding:
@@ -41,6 +36,25 @@ class Finding:
         self.modules = []
         self.state = PlannedDevice.State.FOUND
         self.note = ""
+
+    def planned_device(self, request, position):
+        return PlannedDevice(
+            request=request,
+            identifier=self.identifier,
+            position=position,
+            registration_id=self.registration_id,
+            device_id=self.device_id,
+            dps=self.dps,
+            hub=self.hub,
+            state=self.state,
+            enrollment=self.enrollment,
+            attestation=self.attestation,
+            group_id=self.group_id,
+            has_registration=self.has_registration,
+            has_device=self.has_device,
+            modules=self.modules,
+            note=self.note,
+        )
 
 
 class GroupIndex:
@@ -117,84 +131,39 @@ def look_up_hub(found, clients):
         found.modules = sorted(m.get("moduleId", "") for m in (modules.data or []))
 
 
-class PlanWriter:
-    """Turns findings into ordered Operation rows."""
-
-    def __init__(self, request):
-        self.request = request
-        self.seq = 0
-        self.operations = []
-
-    def add(self, device, phase, action, method, host, path, module_id=""):
-        self.seq += 1
-        self.operations.append(
-            Operation(
-                request=self.request,
-                device=device,
-                seq=self.seq,
-                phase=phase,
-                action=action,
-                method=method,
-                host=host,
-                path=path,
-                module_id=module_id,
-            )
-        )
-
-    def export_ops(self, device):
-        dps, hub, reg, dev = device.dps, device.hub, device.registration_id, device.device_id
-        export = Operation.Phase.EXPORT
-        if device.enrollment == "individual":
-            self.add(device, export, "dps.get_enrollment", "GET", dps, f"/enrollments/{reg}")
-        if device.enrollment == "group":
-            path = f"/enrollmentGroups/{device.group_id}"
-            self.add(device, export, "dps.get_enrollment_group", "GET", dps, path)
-        if device.has_registration:
-            self.add(device, export, "dps.get_registration", "GET", dps, f"/registrations/{reg}")
-        if device.has_device and device.state == PlannedDevice.State.FOUND:
-            self.add(device, export, "hub.get_device", "GET", hub, f"/devices/{dev}")
-            self.add(device, export, "hub.get_twin", "GET", hub, f"/twins/{dev}")
-            for module in device.modules:
-                path = f"/devices/{dev}/modules/{module}"
-                self.add(device, export, "hub.get_module", "GET", hub, path, module)
-
-    def erasure_ops(self, device):
-        dps, hub, reg, dev = device.dps, device.hub, device.registration_id, device.device_id
-        erase, verify = Operation.Phase.ERASURE, Operation.Phase.VERIFY
-        reachable_hub = device.has_device and device.state == PlannedDevice.State.FOUND
-        # 1. Stop re-provisioning first, so nothing below can be undone by the device itself.
-        if device.enrollment == "individual":
-            self.add(device, erase, "dps.delete_enrollment", "DELETE", dps, f"/enrollments/{reg}")
-        elif device.enrollment == "group" and self.request.block_reprovisioning:
-            path = f"/enrollments/{reg}"
-            self.add(device, erase, "dps.block_reprovisioning", "PUT", dps, path)
-        # 2. The registration record.
-        if device.has_registration:
-            path = f"/registrations/{reg}"
-            self.add(device, erase, "dps.delete_registration", "DELETE", dps, path)
-        # 3. Modules, then the device (which takes its twin with it).
-        if reachable_hub:
-            for module in device.modules:
-                path = f"/devices/{dev}/modules/{module}"
-                self.add(device, erase, "hub.delete_module", "DELETE", hub, path, module)
-            self.add(device, erase, "hub.delete_device", "DELETE", hub, f"/devices/{dev}")
-        # 4. Verify: read everything again.
-        if device.enrollment == "individual":
-            self.add(device, verify, "verify.enrollment_absent", "GET", dps, f"/enrollments/{reg}")
-        elif device.enrollment == "group" and self.request.block_reprovisioning:
-            path = f"/enrollments/{reg}"
-            self.add(device, verify, "verify.enrollment_disabled", "GET", dps, path)
-        if device.has_registration:
-            path = f"/registrations/{reg}"
-            self.add(device, verify, "verify.registration_absent", "GET", dps, path)
-        if reachable_hub:
-            for module in device.modules:
-                path = f"/devices/{dev}/modules/{module}"
-                self.add(device, verify, "verify.module_absent", "GET", hub, path, module)
-            self.add(device, verify, "verify.device_absent", "GET", hub, f"/devices/{dev}")
+def plan_operations(request, devices):
+    """The plan's Operation rows (not saved), numbered: every device's export reads, then every
+    device's erasure and its verification, each device's in registry order (``operations``)."""
+    phases = []
+    if request.includes_export:
+        phases.append((Operation.Phase.EXPORT,))
+    if request.includes_erasure:
+        phases.append((Operation.Phase.ERASURE, Operation.Phase.VERIFY))
+    planned = []
+    for group in phases:
+        entries = [entry for phase in group for entry in operations.in_phase(phase)]
+        for device in devices:
+            for entry in entries:
+                for module_id in entry.module_ids(device, request):
+                    planned.append(_operation(request, device, entry, module_id, len(planned) + 1))
+    return planned
 
 
-def plan_version(request, devices, operations):
+def _operation(request, device, entry, module_id, seq):
+    return Operation(
+        request=request,
+        device=device,
+        seq=seq,
+        phase=entry.phase,
+        action=entry.action,
+        method=entry.method,
+        host=entry.host_for(device),
+        path=entry.path_for(device, module_id),
+        module_id=module_id,
+    )
+
+
+def plan_version(request, devices, planned):
     content = {
         "kind": request.kind,
         "block_reprovisioning": request.block_reprovisioning,
@@ -214,7 +183,7 @@ def plan_version(request, devices, operations):
             ]
             for d in devices
         ],
-        "operations": [[o.seq, o.phase, o.action, o.method, o.host, o.path] for o in operations],
+        "operations": [[o.seq, o.phase, o.action, o.method, o.host, o.path] for o in planned],
     }
     encoded = json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(encoded).hexdigest()
@@ -234,38 +203,15 @@ def build_plan(request, clients, heartbeat=None):
     with transaction.atomic():
         request.operations.all().delete()
         request.devices.all().delete()
-        devices = []
-        for position, found in enumerate(findings, start=1):
-            devices.append(
-                PlannedDevice(
-                    request=request,
-                    identifier=found.identifier,
-                    position=position,
-                    registration_id=found.registration_id,
-                    device_id=found.device_id,
-                    dps=found.dps,
-                    hub=found.hub,
-                    state=found.state,
-                    enrollment=found.enrollment,
-                    attestation=found.attestation,
-                    group_id=found.group_id,
-                    has_registration=found.has_registration,
-                    has_device=found.has_device,
-                    modules=found.modules,
-                    note=found.note,
-                )
-            )
+        devices = [
+            found.planned_device(request, position)
+            for position, found in enumerate(findings, start=1)
+        ]
         PlannedDevice.objects.bulk_create(devices)
         devices = list(request.devices.order_by("position"))
-        writer = PlanWriter(request)
-        if request.includes_export:
-            for device in devices:
-                writer.export_ops(device)
-        if request.includes_erasure:
-            for device in devices:
-                writer.erasure_ops(device)
-        Operation.objects.bulk_create(writer.operations, batch_size=1000)
-        version = plan_version(request, devices, writer.operations)
+        planned = plan_operations(request, devices)
+        Operation.objects.bulk_create(planned, batch_size=1000)
+        version = plan_version(request, devices, planned)
         request.plan_version = version
         request.plan_ready_at = timezone.now()
         request.scoping_error = ""

