@@ -214,28 +214,36 @@ def customer_tags(rng, i):
     }
 
 
+SAMPLE_KINDS = (
+    "individual_symmetric",
+    "individual_x509",
+    "individual_tpm",
+    "group_provisioned",
+    "never_provisioned",
+    "hub_only",
+    "other_hub",
+    "with_modules",
+    "with_jobs",
+    "enrollment_groups",
+    "empty_groups",
+)
+
+
 def build(seed, devices, etags):
     """Return (state, samples) for ``devices`` identities, identical for the same seed."""
     rng = random.Random(seed)
     dps = new_dps()
     hubs = {host: new_hub() for host in (*LINKED_HUBS, OTHER_HUB_HOST)}
-    samples = {
-        name: []
-        for name in (
-            "individual_symmetric",
-            "individual_x509",
-            "individual_tpm",
-            "group_provisioned",
-            "never_provisioned",
-            "hub_only",
-            "other_hub",
-            "with_modules",
-            "with_jobs",
-            "enrollment_groups",
-            "empty_groups",
-        )
-    }
+    samples = {name: [] for name in SAMPLE_KINDS}
     group_count = max(1, devices // DEVICES_PER_GROUP)
+    groups = _add_groups(seed, group_count, dps, etags, samples)
+    for i in range(devices):
+        _add_device(seed, i, rng, dps, hubs, groups, etags, samples)
+    return {"dps": {DPS_HOST: dps}, "hubs": hubs}, samples
+
+
+def _add_groups(seed, group_count, dps, etags, samples):
+    """The enrollment groups (symmetric key and X.509), and one that no device uses."""
     groups = {"symmetricKey": [], "x509": []}
     for n in range(group_count):
         for kind, prefix in (("symmetricKey", "grp-sym"), ("x509", "grp-x509")):
@@ -246,61 +254,75 @@ def build(seed, devices, etags):
     empty = "grp-sym-unused"
     dps["groups"][empty] = _group(seed, empty, "symmetricKey", etags)
     samples["empty_groups"].append(empty)
+    return groups
 
-    for i in range(devices):
-        category = CYCLE[i % len(CYCLE)]
-        device_id = f"{KINDS[i % len(KINDS)]}-{seed % 1000:03d}{i:05d}"
-        moment = BASE_TIME + datetime.timedelta(minutes=17 * i)
-        hub = LINKED_HUBS[rng.randrange(len(LINKED_HUBS))]
-        if category == "other_hub":
-            hub = OTHER_HUB_HOST
-        keys = None
-        group_id = None
-        if category.startswith("individual") or category in ("never_provisioned", "other_hub"):
-            attestation = {
-                "individual_x509": "x509",
-                "individual_tpm": "tpm",
-            }.get(category, "symmetricKey")
-            enrollment = _enrollment(seed, device_id, attestation, etags, moment)
-            if category == "never_provisioned" and i % 20 == 16:
-                enrollment["provisioningStatus"] = "disabled"
-            dps["enrollments"][device_id] = enrollment
-            if attestation == "symmetricKey":
-                sym = enrollment["attestation"]["symmetricKey"]
-                keys = (sym["primaryKey"], sym["secondaryKey"])
-        elif category.startswith("group"):
-            kind = "symmetricKey" if category == "group_symmetric" else "x509"
-            group_id = groups[kind][(i // len(CYCLE)) % group_count]
-            group = dps["groups"][group_id]
-            if kind == "symmetricKey":
-                sym = group["attestation"]["symmetricKey"]
-                keys = (
-                    derived_device_key(sym["primaryKey"], device_id),
-                    derived_device_key(sym["secondaryKey"], device_id),
-                )
-        if category == "never_provisioned":
-            samples["never_provisioned"].append(device_id)
-            continue
-        if category != "hub_only":
-            dps["registrations"][device_id] = {
-                "group": group_id,
-                "state": {
-                    "registrationId": device_id,
-                    "createdDateTimeUtc": dps_time(moment),
-                    "assignedHub": hub,
-                    "deviceId": device_id,
-                    "status": "assigned",
-                    "substatus": "initialAssignment",
-                    "lastUpdatedDateTimeUtc": dps_time(moment + datetime.timedelta(seconds=3)),
-                    "etag": etags.dps(),
-                },
-            }
-        samples_key = "group_provisioned" if category.startswith("group") else category
-        samples[samples_key].append(device_id)
-        if keys is None:
-            keys = (derive_b64(seed, device_id, "p"), derive_b64(seed, device_id, "s"))
-        _add_hub_device(hubs[hub], rng, seed, i, device_id, keys, moment, etags, samples)
-    return {"dps": {DPS_HOST: dps}, "hubs": hubs}, samples
+
+def _add_device(seed, i, rng, dps, hubs, groups, etags, samples):
+    """Device ``i``: its enrollment (individual, group or none), registration and hub device,
+    by its place in ``CYCLE``."""
+    category = CYCLE[i % len(CYCLE)]
+    device_id = f"{KINDS[i % len(KINDS)]}-{seed % 1000:03d}{i:05d}"
+    moment = BASE_TIME + datetime.timedelta(minutes=17 * i)
+    hub = LINKED_HUBS[rng.randrange(len(LINKED_HUBS))]
+    if category == "other_hub":
+        hub = OTHER_HUB_HOST
+    keys, group_id = _enroll(seed, i, category, device_id, moment, dps, groups, etags)
+    if category == "never_provisioned":
+        samples["never_provisioned"].append(device_id)
+        return
+    if category != "hub_only":
+        dps["registrations"][device_id] = _registration(device_id, group_id, hub, moment, etags)
+    samples_key = "group_provisioned" if category.startswith("group") else category
+    samples[samples_key].append(device_id)
+    if keys is None:
+        keys = (derive_b64(seed, device_id, "p"), derive_b64(seed, device_id, "s"))
+    _add_hub_device(hubs[hub], rng, seed, i, device_id, keys, moment, etags, samples)
+
+
+def _enroll(seed, i, category, device_id, moment, dps, groups, etags):
+    """(device keys or None, group id or None): the device's individual enrollment, or the
+    group it provisions through."""
+    if category.startswith("individual") or category in ("never_provisioned", "other_hub"):
+        attestation = {"individual_x509": "x509", "individual_tpm": "tpm"}.get(
+            category, "symmetricKey"
+        )
+        enrollment = _enrollment(seed, device_id, attestation, etags, moment)
+        if category == "never_provisioned" and i % 20 == 16:
+            enrollment["provisioningStatus"] = "disabled"
+        dps["enrollments"][device_id] = enrollment
+        if attestation == "symmetricKey":
+            sym = enrollment["attestation"]["symmetricKey"]
+            return (sym["primaryKey"], sym["secondaryKey"]), None
+        return None, None
+    if not category.startswith("group"):
+        return None, None
+    kind = "symmetricKey" if category == "group_symmetric" else "x509"
+    kinds = groups[kind]
+    group_id = kinds[(i // len(CYCLE)) % len(kinds)]
+    if kind != "symmetricKey":
+        return None, group_id
+    sym = dps["groups"][group_id]["attestation"]["symmetricKey"]
+    keys = (
+        derived_device_key(sym["primaryKey"], device_id),
+        derived_device_key(sym["secondaryKey"], device_id),
+    )
+    return keys, group_id
+
+
+def _registration(device_id, group_id, hub, moment, etags):
+    return {
+        "group": group_id,
+        "state": {
+            "registrationId": device_id,
+            "createdDateTimeUtc": dps_time(moment),
+            "assignedHub": hub,
+            "deviceId": device_id,
+            "status": "assigned",
+            "substatus": "initialAssignment",
+            "lastUpdatedDateTimeUtc": dps_time(moment + datetime.timedelta(seconds=3)),
+            "etag": etags.dps(),
+        },
+    }
 
 
 def _group(seed, gid, kind, etags):
