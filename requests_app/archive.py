@@ -8,8 +8,8 @@ Layout::
                           reach
     history.json          what was done for the request and when, as the subject may see it
                           (``subject_history``: allow-listed, approvers pseudonymised)
-    devices/<id>/dps-enrollment.json, dps-registration.json, dps-group-enrollment.json,
-                 iothub-device.json, iothub-twin.json, modules/<moduleId>.json
+    devices/<id>/...      what the export operations read, as the operation registry names
+                          and describes it (``operations``: iothub-twin.json, modules/...)
 
 The archive goes to the data subject, a third party to the organisation's staff: it carries no
 staff names, email addresses, IP addresses or user agents (the audit trail stays in the portal).
@@ -34,58 +34,34 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
+from requests_app import operations
 from requests_app.artifacts import store_artifact
 from requests_app.azure.dps import DPS_API_VERSION
 from requests_app.azure.iothub import HUB_API_VERSION
 from requests_app.evidence_store import ExportStore
 from requests_app.json_stream import json_chunks
 from requests_app.models import Artifact, PlannedDevice
+from requests_app.out_of_reach import NOT_REACHABLE, not_reachable
 from requests_app.subject_history import history, subject_approvals
 
 CHUNK = 1 << 16
 
-# Data about a device that the portal has no way to read or remove; every archive and
-# certificate lists it as "to be handled by the tenant".
-NOT_REACHABLE = (
-    {
-        "source": "IoT Hub message routing endpoints",
-        "detail": "Event Hubs, Service Bus queues and topics, and Storage containers that "
-        "received device messages routed by the hub (and the built-in Event Hub-compatible "
-        "endpoint while it retains messages).",
-    },
-    {
-        "source": "Event Grid subscribers",
-        "detail": "Systems subscribed to IoT Hub or DPS events through Azure Event Grid "
-        "(device created, deleted, connected, telemetry) keep their own copies.",
-    },
-    {
-        "source": "Diagnostic logs and Log Analytics",
-        "detail": "Azure Monitor resource logs and diagnostic settings that sent device "
-        "operations and connections to Log Analytics workspaces, Storage or Event Hubs.",
-    },
-    {
-        "source": "Blobs from import/export jobs",
-        "detail": "Storage blobs written by IoT Hub bulk import/export jobs; they can hold "
-        "device identities and keys.",
-    },
-    {
-        "source": "File upload storage",
-        "detail": "Files devices uploaded through IoT Hub file upload to the linked Storage "
-        "account.",
-    },
-)
-HANDLED_BY = "to be handled by the tenant"
-
-DOCUMENT_DESCRIPTIONS = (
-    ("dps-enrollment.json", "the device's individual enrollment in DPS, if it had one"),
-    ("dps-registration.json", "the DPS registration record: which hub it was assigned, when"),
+# The portal's own files, as README.txt and manifest.json describe them.
+PORTAL_FILES = (
+    ("README.txt", "this file"),
     (
-        "dps-group-enrollment.json",
-        "the enrollment group the device provisioned through, if any (it serves other devices too)",
+        "manifest.json",
+        "the request, the DPS instances and hubs read (hostnames), the API versions, and for "
+        "every other file its SHA-256 and size in bytes (for a device's file also its device ID "
+        "and the API call it came from); which values were redacted; the identifiers that were "
+        "not found or could not be reached",
     ),
-    ("iothub-device.json", "the device identity in IoT Hub (status, authentication, times)"),
-    ("iothub-twin.json", "the device twin: tags, desired and reported properties"),
-    ("modules/<moduleId>.json", "each module identity and its module twin, together"),
+    (
+        "history.json",
+        "what was done for the request and when: received, planned, each approval, fulfilment "
+        "started, and every step on each device (what, on which device, when, with what "
+        "outcome)",
+    ),
 )
 
 
@@ -203,6 +179,7 @@ def _made_entry(path, document, fh, chunks):
         "path": path,
         "device_id": None,
         "document": document,
+        "description": dict(PORTAL_FILES)[path],
         "sha256": digest.hexdigest(),
         "bytes": size,
         "source": "made by the DSR portal",
@@ -254,16 +231,13 @@ def unresolved(request, state):
         }
 
 
-def not_reachable():
-    return [{**item, "handled_by": HANDLED_BY} for item in NOT_REACHABLE]
-
-
 def _manifest_chunks(request, store, generated, made):
     stored = (
         {
             "path": entry["path"],
             "device_id": entry["device_id"],
             "document": entry["document"],
+            "description": operations.document_description(entry["document"]),
             "sha256": entry["sha256"],
             "bytes": entry["size"],
             "source": entry["source"],
@@ -311,8 +285,6 @@ def _wrap(text, first, rest):
 
 
 def _readme_chunks(request, generated):
-    summary = request_summary(request)
-    approved_by = ", ".join(f"{a['approver']} ({a['time']})" for a in subject_approvals(request))
     yield f"Export archive for data subject request {request.reference}\n"
     yield "=" * 72 + "\n\n"
     yield (
@@ -320,6 +292,20 @@ def _readme_chunks(request, generated):
         "Hub stored about the devices named in the request, exported read-only by the DSR\n"
         "portal, and the history of the request up to the time the archive was generated.\n\n"
     )
+    yield from _readme_request(request, generated)
+    yield from _readme_files()
+    yield README_NOTES
+    yield "Not reachable by the portal (to be handled by the tenant)\n"
+    yield "-" * 57 + "\n"
+    yield "The portal cannot read these; copies of device data may exist there:\n"
+    for item in NOT_REACHABLE:
+        yield _wrap(f"{item['source']}: {item['detail']}", "  - ", "    ")
+    yield README_CHECKS
+
+
+def _readme_request(request, generated):
+    summary = request_summary(request)
+    approved_by = ", ".join(f"{a['approver']} ({a['time']})" for a in subject_approvals(request))
     yield "The request\n-----------\n"
     yield f"  Reference:   {request.reference}\n"
     yield f"  Kind:        {request.get_kind_display()}\n"
@@ -329,62 +315,48 @@ def _readme_chunks(request, generated):
     yield f"  Approved:    {summary['approved'] or '-'}\n"
     yield f"  Approved by: {approved_by or '-'}\n"
     yield f"  Generated:   {generated.isoformat()}\n\n"
+
+
+def _readme_files():
+    """What each file is: the portal's own, then every document the registry declares."""
     yield "What each file is\n-----------------\n"
-    yield "  README.txt       this file\n"
-    yield (
-        "  manifest.json    the request, the DPS instances and hubs read (hostnames), the API\n"
-        "                   versions, and for every other file its SHA-256 and size in bytes\n"
-        "                   (for a device's file also its device ID and the API call it came\n"
-        "                   from); which values were redacted; the identifiers that were not\n"
-        "                   found or could not be reached\n"
-    )
-    yield (
-        "  history.json     what was done for the request and when: received, planned, each\n"
-        "                   approval, fulfilment started, and every step on each device (what,\n"
-        "                   on which device, when, with what outcome)\n"
-    )
+    for name, description in PORTAL_FILES:
+        yield _wrap(f"{name:<16} {description}", "  ", " " * 19)
     yield "  devices/<device id>/\n"
-    for name, description in DOCUMENT_DESCRIPTIONS:
-        yield _wrap(f"{name:<28} {description}", "    ", " " * 33)
+    for entry in operations.documents():
+        yield _wrap(f"{entry.document_file():<28} {entry.description}", "    ", " " * 33)
     yield (
         "\nA device has only the files for what exists: a device with no individual enrollment\n"
         "has no dps-enrollment.json. In folder and file names, characters other than letters,\n"
         'digits, ".", "_" and "-" are percent-encoded (UTF-8), so device "dev#1" is in\n'
         '"devices/dev%231/"; manifest.json gives the original ID of every file.\n\n'
     )
-    yield "The history of the request\n--------------------------\n"
-    yield (
-        "history.json ends when this archive was generated: for a request to export and then\n"
-        "erase, the erasure comes after it. The people who handled the request are not named:\n"
-        "approvers appear as Approver 1, Approver 2, in the order they decided. The\n"
-        "organisation keeps the complete record of the request (its audit trail) for its\n"
-        "auditors.\n\n"
-    )
-    yield "Keys were redacted\n------------------\n"
-    yield (
-        "Azure returns device keys with the data. Keys are credentials, not personal data, so\n"
-        "every symmetric key (primaryKey, secondaryKey), TPM endorsement key and storage root\n"
-        'key was replaced with "<redacted>" before storage. manifest.json lists each file and\n'
-        "JSON path that was redacted.\n\n"
-    )
-    yield "Identifiers not found or not reachable\n--------------------------------------\n"
-    yield (
-        'manifest.json lists under "not_found" the identifiers found nowhere, and under\n'
-        '"unreachable" those whose hub is not configured in the portal; these were not read\n'
-        "and have to be handled by hand.\n\n"
-    )
-    yield "Not reachable by the portal (to be handled by the tenant)\n"
-    yield "-" * 57 + "\n"
-    yield "The portal cannot read these; copies of device data may exist there:\n"
-    for item in NOT_REACHABLE:
-        yield _wrap(f"{item['source']}: {item['detail']}", "  - ", "    ")
-    yield "\nHow to check the files\n----------------------\n"
-    yield (
-        "manifest.json gives the SHA-256 and size in bytes of every other file in this archive,\n"
-        "this README.txt and history.json included. Compare it with your own computation:\n"
-        "  Linux:    sha256sum README.txt devices/<device id>/iothub-device.json\n"
-        "  macOS:    shasum -a 256 README.txt devices/<device id>/iothub-device.json\n"
-        "  Windows:  Get-FileHash -Algorithm SHA256 devices\\<device id>\\iothub-device.json\n"
-        "The SHA-256 of this whole archive is recorded by the portal and shown on the request\n"
-        "page; the portal's audit trail records it too.\n"
-    )
+
+
+README_NOTES = (
+    "The history of the request\n--------------------------\n"
+    "history.json ends when this archive was generated: for a request to export and then\n"
+    "erase, the erasure comes after it. The people who handled the request are not named:\n"
+    "approvers appear as Approver 1, Approver 2, in the order they decided. The\n"
+    "organisation keeps the complete record of the request (its audit trail) for its\n"
+    "auditors.\n\n"
+    "Keys were redacted\n------------------\n"
+    "Azure returns device keys with the data. Keys are credentials, not personal data, so\n"
+    "every symmetric key (primaryKey, secondaryKey), TPM endorsement key and storage root\n"
+    'key was replaced with "<redacted>" before storage. manifest.json lists each file and\n'
+    "JSON path that was redacted.\n\n"
+    "Identifiers not found or not reachable\n--------------------------------------\n"
+    'manifest.json lists under "not_found" the identifiers found nowhere, and under\n'
+    '"unreachable" those whose hub is not configured in the portal; these were not read\n'
+    "and have to be handled by hand.\n\n"
+)
+README_CHECKS = (
+    "\nHow to check the files\n----------------------\n"
+    "manifest.json gives the SHA-256 and size in bytes of every other file in this archive,\n"
+    "this README.txt and history.json included. Compare it with your own computation:\n"
+    "  Linux:    sha256sum README.txt devices/<device id>/iothub-device.json\n"
+    "  macOS:    shasum -a 256 README.txt devices/<device id>/iothub-device.json\n"
+    "  Windows:  Get-FileHash -Algorithm SHA256 devices\\<device id>\\iothub-device.json\n"
+    "The SHA-256 of this whole archive is recorded by the portal and shown on the request\n"
+    "page; the portal's audit trail records it too.\n"
+)

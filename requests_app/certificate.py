@@ -2,7 +2,7 @@
 what was kept and why, who approved it and when, and where it sits in the audit trail.
 
 It is evidence for the organisation (not the data subject's copy), issued by
-``fulfilment.finish`` once the outcome is known: it states the final status and completion time
+``completion.finish`` once the outcome is known: it states the final status and completion time
 that the request is then given (see ``finish`` for the order that makes this crash-safe).
 
 Two artifacts say the same thing: canonical JSON (sorted keys, no insignificant whitespace,
@@ -19,13 +19,13 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from requests_app.archive import HANDLED_BY, NOT_REACHABLE
+from requests_app import operations
 from requests_app.artifacts import store_artifact
 from requests_app.models import Approval, Artifact, Operation, PlannedDevice, Status
 from requests_app.models.audit import verify_chain
+from requests_app.out_of_reach import not_reachable
 
 FORMAT = "dsr-portal deletion certificate, version 2"
-BLOCK_REPROVISIONING = "dps.block_reprovisioning"
 OUTCOMES = (Status.COMPLETED, Status.COMPLETED_WITH_ISSUES)
 
 # Per device, one result; a device can have data retained on top (``retained``).
@@ -154,9 +154,6 @@ def operation_record(op):
     }
 
 
-# Verification GETs that expect the resource to exist, disabled (the enrollment kept to block
-# re-provisioning); every other verify GET expects 404.
-EXPECT_DISABLED = {"verify.enrollment_disabled"}
 PASSED = {"absent", "disabled"}
 
 
@@ -165,7 +162,9 @@ def verification_result(op):
     ``still present``, ``not disabled``, ``check failed`` or ``not checked``."""
     if op.state in (Operation.State.PENDING, Operation.State.RUNNING, Operation.State.SKIPPED):
         return "not checked"
-    if op.action in EXPECT_DISABLED:
+    # The one check that expects the resource to exist, disabled (the enrollment kept to block
+    # re-provisioning); every other verify GET expects 404.
+    if operations.outcome_for(op.action) is operations.VERIFIED_DISABLED:
         if op.state == Operation.State.DONE:
             return "disabled"
         return "not disabled" if op.http_status == 200 else "check failed"
@@ -176,10 +175,10 @@ def verification_result(op):
     return "still present" if op.http_status == 200 else "check failed"
 
 
-def device_result(device, operations, verified):
+def device_result(device, ops, verified):
     """One of ``RESULTS``: found nowhere, retained (hub not configured, or a step not run),
     not verified, erased (a DELETE took effect) or already absent (every DELETE met 404)."""
-    erasure = [op for op in operations if op.phase == Operation.Phase.ERASURE]
+    erasure = [op for op in ops if op.phase == Operation.Phase.ERASURE]
     if device.state == PlannedDevice.State.NOT_FOUND:
         return "not_found"
     if device.state == PlannedDevice.State.UNREACHABLE or any(
@@ -193,7 +192,7 @@ def device_result(device, operations, verified):
     return "already_absent"
 
 
-def device_record(request, device, operations):
+def device_record(request, device, ops):
     verification = [
         {
             "action": op.action,
@@ -204,12 +203,12 @@ def device_record(request, device, operations):
             "passed": verification_result(op) in PASSED,
             "time": _when(op.finished_at or op.started_at),
         }
-        for op in operations
+        for op in ops
         if op.phase == Operation.Phase.VERIFY
     ]
     # Every verify GET found what erasure should leave: nothing, or the disabled enrollment.
     verified = bool(verification) and all(v["passed"] for v in verification)
-    result = device_result(device, operations, verified)
+    result = device_result(device, ops, verified)
     return {
         "position": device.position,
         "registration_id": device.registration_id,
@@ -225,28 +224,20 @@ def device_record(request, device, operations):
         "result_label": RESULTS[result],
         "verified": verified,
         "verification": verification,
-        "retained": retained_records(request, device, operations),
-        "operations": [operation_record(op) for op in operations],
+        "retained": retained_records(request, device, ops),
+        "operations": [operation_record(op) for op in ops],
     }
 
 
-def retained_records(request, device, operations):
+def retained_records(request, device, ops):
     """Data deliberately (or necessarily) kept for this device, with the reason."""
     ids = {"registration_id": device.registration_id, "device_id": device.device_id}
     kept = []
-    for op in operations:
-        if op.action == BLOCK_REPROVISIONING and op.state == Operation.State.DONE:
-            kept.append(
-                {
-                    "what": "disabled individual enrollment",
-                    **ids,
-                    "host": op.host,
-                    "path": op.path,
-                    "why": "Blocking enrollment kept so the device cannot provision again "
-                    "through its enrollment group (Microsoft's documented way to disallow one "
-                    "device of a group). It holds the registration ID and no other data.",
-                }
-            )
+    for op in ops:
+        entry = operations.OPERATIONS.get(op.action)
+        if entry is not None and entry.retains and op.state == Operation.State.DONE:
+            what, why = entry.retains
+            kept.append({"what": what, **ids, "host": op.host, "path": op.path, "why": why})
         elif op.phase == Operation.Phase.ERASURE and op.state == Operation.State.SKIPPED:
             kept.append(
                 {
@@ -317,15 +308,31 @@ def request_record(request):
     }
 
 
+def step_records(counts):
+    """What was done, for a person: per operation of the registry (in plan order) its label
+    and how many of its operations ended in each state. ``counts``: ``{(action, state): n}``."""
+    order = operations.plan_order()
+    actions = sorted({action for action, _ in counts}, key=lambda a: (order.get(a, len(order)), a))
+    return [
+        {
+            "action": action,
+            "label": operations.label_of(action),
+            **{str(state): counts.get((action, state), 0) for state in Operation.State},
+        }
+        for action in actions
+    ]
+
+
 def certificate_content(request, status, completed):
-    ops_by_device = {}
+    ops_by_device, counts = {}, Counter()
     for op in Operation.objects.filter(request=request).order_by("seq").iterator(chunk_size=1000):
         ops_by_device.setdefault(op.device_id, []).append(op)
+        counts[(op.action, op.state)] += 1
     devices = [
         device_record(request, device, ops_by_device.get(device.pk, []))
         for device in PlannedDevice.objects.filter(request=request).order_by("position")
     ]
-    counts = Counter(device["result"] for device in devices)
+    results = Counter(device["result"] for device in devices)
     ok, count, head, problem = verify_chain()
     return {
         "certificate": FORMAT,
@@ -334,10 +341,11 @@ def certificate_content(request, status, completed):
         "status_label": Status(status).label,
         "completed": _when(completed),
         "request": request_record(request),
-        "summary": {"devices": len(devices), **{result: counts[result] for result in RESULTS}},
+        "summary": {"devices": len(devices), **{result: results[result] for result in RESULTS}},
+        "steps": step_records(counts),
         "approvals": approval_records(request),
         "devices": devices,
-        "not_reachable_by_portal": [{**item, "handled_by": HANDLED_BY} for item in NOT_REACHABLE],
+        "not_reachable_by_portal": not_reachable(),
         "audit_chain": {"ok": ok, "events": count, "head_hash": head, "problem": problem},
         "audit_checkpoint": audit_checkpoint(),
     }

@@ -1,6 +1,7 @@
 """The deletion certificate as a PDF, for a person first: the outcome, the request, who
-approved it, a table of the devices with what happened to each, what was kept and why, and the
-audit anchor; then, in an appendix, every Azure API call with its request and tracking IDs.
+approved it, a table of the devices with what happened to each, what was done (each operation's
+label from the registry, with its counts), what was kept and why, and the audit anchor; then,
+in an appendix, every Azure API call with its request and tracking IDs.
 
 Drawn from the certificate's content (``certificate.certificate_content``), so the PDF and the
 JSON cannot disagree; every page's footer carries the JSON's SHA-256. Core Helvetica font: text
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from fpdf import FPDF
 
 from requests_app.certificate import RESULTS, checkpoint_lines
+from requests_app.operations import operation_name
 from requests_app.pdf import pdf_text, start_document, table
 
 VIA = {"link": "email link", "portal": "portal"}
@@ -57,7 +59,9 @@ def render_pdf(content, json_sha256):
     pdf.json_sha256, pdf.reference = json_sha256, request["reference"]
     heading, line = start_document(pdf, f"Deletion certificate {request['reference']}")
     _summary(pdf, heading, line, content)
-    _devices(pdf, heading, line, content)
+    _devices(pdf, heading, content)
+    _steps(pdf, heading, content)
+    _retained(pdf, heading, line, content)
     _anchor(heading, line, content, json_sha256)
     _appendix(pdf, heading, line, content)
     return bytes(pdf.output())
@@ -121,7 +125,7 @@ def _summary(pdf, heading, line, content):
         )
 
 
-def _devices(pdf, heading, line, content):
+def _devices(pdf, heading, content):
     heading("Devices")
     rows = []
     for device in content["devices"]:
@@ -150,6 +154,20 @@ def _devices(pdf, heading, line, content):
         rows,
     )
 
+
+def _steps(pdf, heading, content):
+    """What was done, one row per operation of the registry, with its certificate label."""
+    heading("What was done")
+    states = (("done", "Done"), ("already_absent", "Already absent"), ("skipped", "Skipped"))
+    columns = (("Step", 0.46), *((title, 0.135) for _, title in states), ("Failed", 0.135))
+    rows = [
+        (step["label"], *(step[state] for state, _ in states), step["failed"])
+        for step in content["steps"]
+    ]
+    table(pdf, columns, rows)
+
+
+def _retained(pdf, heading, line, content):
     heading("Retained, and why")
     reasons = defaultdict(list)
     for device in content["devices"]:
@@ -193,8 +211,6 @@ def _anchor(heading, line, content, json_sha256):
 
 
 def _appendix(pdf, heading, line, content):
-    from requests_app.plan_view import OPERATIONS
-
     pdf.add_page()
     heading("Appendix: every Azure API call", 14)
     line(
@@ -211,7 +227,7 @@ def _appendix(pdf, heading, line, content):
         if not device["operations"]:
             line(device["note"] or "No operations.", 4)
         for op in device["operations"]:
-            name = OPERATIONS.get(op["action"], (op["action"],))[0].format(module=op["module_id"])
+            name = operation_name(op["action"], op["module_id"])
             ids = ", ".join(
                 f"{label} {op[key]}"
                 for label, key in (

@@ -1,10 +1,11 @@
 """Where fulfilment puts exported JSON until the archive is built.
 
-Layout, under ``DSR_DATA_DIR/work/<reference>/``::
+Layout, under ``DSR_DATA_DIR/work/<reference>/``, one file per document an export operation
+declares in the registry (``operations``: ``document``)::
 
     devices/<safe device id>/dps-enrollment.json
     devices/<safe device id>/dps-enrollment.json.meta     <- index entry for the file beside it
-    devices/<safe device id>/modules/<safe module id>.json
+    devices/<safe device id>/modules/<safe module id>.json   <- a per-module document
     ...
 
 Every document is redacted before it touches the disk, written pretty with sorted keys, and
@@ -30,16 +31,9 @@ from pathlib import Path
 
 from django.conf import settings
 
+from requests_app import operations
 from requests_app.redaction import redact
 
-DOCUMENTS = (
-    "dps-enrollment",
-    "dps-registration",
-    "dps-group-enrollment",
-    "iothub-device",
-    "iothub-twin",
-)
-MODULE_PREFIX = "modules/"
 DATA_SUFFIX = ".json"
 META_SUFFIX = ".meta"
 # Keep names well inside NAME_MAX (255 bytes) once ".json.meta" is added.
@@ -114,6 +108,24 @@ def _regular_files(directory):
         return {entry.name for entry in it if entry.is_file(follow_symlinks=False)}
 
 
+def _folder_files(base, folder):
+    """``<folder>/<name>`` of the regular files in a device's per-module folder (no symlinks)."""
+    path = os.path.join(base, folder)
+    if os.path.islink(path) or not os.path.isdir(path):
+        return set()
+    return {f"{folder}/{name}" for name in _regular_files(path)}
+
+
+def _documents():
+    """The device-level documents, in registry order (read at call time)."""
+    return [entry.document for entry in operations.documents() if not entry.per_module]
+
+
+def _folders():
+    """The per-module documents' folders, in registry order."""
+    return [entry.document for entry in operations.documents() if entry.per_module]
+
+
 class ExportStore:
     """The exported documents of one request, as files on disk with an index entry each."""
 
@@ -125,11 +137,13 @@ class ExportStore:
     # --- naming -------------------------------------------------------------------------------
     @staticmethod
     def relpath(device_label, name):
-        """Where a document sits in the store and in the archive: ``devices/<id>/<name>.json``."""
-        if name in DOCUMENTS:
+        """Where a document sits in the store and in the archive: ``devices/<id>/<name>.json``,
+        or for a per-module document ``devices/<id>/<folder>/<module id>.json``."""
+        folder, slash, module_id = name.partition("/")
+        if not slash and name in _documents():
             leaf = name + DATA_SUFFIX
-        elif name.startswith(MODULE_PREFIX) and len(name) > len(MODULE_PREFIX):
-            leaf = MODULE_PREFIX + safe_name(name[len(MODULE_PREFIX) :]) + DATA_SUFFIX
+        elif slash and module_id and folder in _folders():
+            leaf = f"{folder}/{safe_name(module_id)}{DATA_SUFFIX}"
         else:
             raise EvidenceError(f"unknown export document: {name!r}")
         return f"devices/{safe_name(device_label)}/{leaf}"
@@ -145,8 +159,8 @@ class ExportStore:
         """Store one document (redacted) and its index entry; returns
         ``(relpath, sha256, size, redactions)``.
 
-        ``name`` is one of ``DOCUMENTS`` or ``modules/<moduleId>`` (for a module pass
-        ``{"module": identity, "twin": twin}``). ``source`` says where it came from:
+        ``name`` is a document of the registry, per module ``<folder>/<moduleId>`` (for a
+        module pass ``{"module": identity, "twin": twin}``). ``source`` says where it came from:
         ``{"host", "path", "api_version"}`` or a list of those.
         """
         relpath = self.relpath(device_label, name)
@@ -171,7 +185,8 @@ class ExportStore:
     # --- reading ------------------------------------------------------------------------------
     def entries(self):
         """Index entries (dicts, plus ``abspath``) in a stable order: devices by name, then the
-        documents in ``DOCUMENTS`` order, then modules by name. One device is listed at a time.
+        documents in registry order, then per-module documents by folder and name. One device
+        is listed at a time.
 
         Names come from directory listings (never ``..``, never a ``/``) and symlinks are not
         followed, so every path stays inside the store.
@@ -184,14 +199,11 @@ class ExportStore:
             if os.path.islink(base) or not os.path.isdir(base):
                 continue
             present = _regular_files(base)
-            leaves = [name + DATA_SUFFIX for name in DOCUMENTS]
-            modules = os.path.join(base, "modules")
-            if not os.path.islink(modules) and os.path.isdir(modules):
-                module_files = _regular_files(modules)
-                present |= {MODULE_PREFIX + leaf for leaf in module_files}
-                leaves += sorted(
-                    MODULE_PREFIX + leaf for leaf in module_files if leaf.endswith(DATA_SUFFIX)
-                )
+            leaves = [name + DATA_SUFFIX for name in _documents()]
+            for folder in _folders():
+                in_folder = _folder_files(base, folder)
+                present |= in_folder
+                leaves += sorted(leaf for leaf in in_folder if leaf.endswith(DATA_SUFFIX))
             for leaf in leaves:
                 # A data file without its entry is a write that died half way; it is redone.
                 if leaf not in present or leaf + META_SUFFIX not in present:

@@ -7,6 +7,7 @@ size (devices with their operation counts, the summary, one page of devices, the
 Shared by the request page and the approval page (``templates/requests_app/_plan.html``).
 """
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from django.core.paginator import Paginator
@@ -14,6 +15,13 @@ from django.db.models import Count, Q
 
 from requests_app.models import Operation, PlannedDevice, Status
 from requests_app.models.requests import FINAL_STATUSES
+from requests_app.operations import (
+    OPERATIONS,
+    operation_name,
+    outcome_for,
+    plan_order,
+)
+from requests_app.progress import state_counts
 from requests_app.timeline import short_host
 
 DEVICES_PER_PAGE = 50
@@ -24,43 +32,6 @@ SMALL_PLAN = 10
 OPEN_ALL = 3
 
 State = Operation.State
-FINISHED = (State.DONE, State.ALREADY_ABSENT, State.SKIPPED)
-
-# action → (name, kind). The kind says how a finished operation reads: "read" (export),
-# "delete", "block" (the disabled enrollment that keeps a group device out), "verify".
-OPERATIONS = {
-    "dps.get_enrollment": ("Read the DPS enrollment", "read"),
-    "dps.get_enrollment_group": ("Read the enrollment group", "read"),
-    "dps.get_registration": ("Read the DPS registration record", "read"),
-    "hub.get_device": ("Read the hub device", "read"),
-    "hub.get_twin": ("Read the device twin", "read"),
-    "hub.get_module": ("Read module {module} and its twin", "read"),
-    "dps.delete_enrollment": ("Delete the DPS enrollment", "delete"),
-    "dps.block_reprovisioning": ("Add a disabled enrollment to stop re-provisioning", "block"),
-    "dps.delete_registration": ("Delete the DPS registration record", "delete"),
-    "hub.delete_module": ("Delete module {module}", "delete"),
-    "hub.delete_device": ("Delete the hub device (and its twin)", "delete"),
-    "verify.enrollment_absent": ("Check the DPS enrollment is gone", "verify"),
-    "verify.enrollment_disabled": ("Check the enrollment is disabled", "verify"),
-    "verify.registration_absent": ("Check the registration record is gone", "verify"),
-    "verify.module_absent": ("Check module {module} is gone", "verify"),
-    "verify.device_absent": ("Check the hub device is gone", "verify"),
-}
-ACTION_ORDER = {action: index for index, action in enumerate(OPERATIONS)}
-# For the summary table, where modules are counted together.
-SUMMARY_NAMES = {
-    "hub.get_module": "Read the modules and their twins",
-    "hub.delete_module": "Delete the modules",
-    "verify.module_absent": "Check the modules are gone",
-}
-
-DONE_WORDS = {
-    "read": "Read",
-    "delete": "Deleted",
-    "block": "Disabled enrollment in place",
-    "verify": "Verified absent",
-}
-ABSENT_WORDS = {"read": "Not present any more", "delete": "Already absent"}
 
 # phase → (future, in progress, past, not run)
 PHASES = {
@@ -94,20 +65,12 @@ OUTCOMES = {
 }
 
 
-def operation_name(action, module_id=""):
-    name = OPERATIONS.get(action, (action.replace("_", " ").replace(".", ": "), ""))[0]
-    return name.format(module=module_id or "?")
-
-
 def operation_result(op, request_status):
     """What happened to one operation, in the tense of its state and the request's."""
-    kind = OPERATIONS.get(op.action, ("", "read"))[1]
     if op.state == State.DONE:
-        if op.action == "verify.enrollment_disabled":
-            return "Verified disabled"
-        return DONE_WORDS.get(kind, "Done")
+        return outcome_for(op.action).done
     if op.state == State.ALREADY_ABSENT:
-        return ABSENT_WORDS.get(kind, "Already absent")
+        return outcome_for(op.action).absent
     if op.state == State.FAILED:
         return "Failed"
     if op.state == State.SKIPPED:
@@ -247,11 +210,7 @@ def _device_counts(request):
         .order_by("position")
         .values("id", "state", "position", "registration_id", "device_id")
         .annotate(
-            total=Count("operations"),
-            finished=Count("operations", filter=Q(operations__state__in=FINISHED)),
-            failed=Count("operations", filter=Q(operations__state=State.FAILED)),
-            running=Count("operations", filter=Q(operations__state=State.RUNNING)),
-            skipped=Count("operations", filter=Q(operations__state=State.SKIPPED)),
+            **state_counts("operations__"),
             erasure=Count("operations", filter=Q(operations__phase=Operation.Phase.ERASURE)),
             erasure_absent=Count(
                 "operations",
@@ -270,25 +229,20 @@ def _summary(request):
         Operation.objects.filter(request=request)
         .order_by()
         .values("phase", "action", "host")
-        .annotate(
-            total=Count("id"),
-            finished=Count("id", filter=Q(state__in=FINISHED)),
-            done=Count("id", filter=Q(state=State.DONE)),
-            absent=Count("id", filter=Q(state=State.ALREADY_ABSENT)),
-            failed=Count("id", filter=Q(state=State.FAILED)),
-            skipped=Count("id", filter=Q(state=State.SKIPPED)),
-        )
+        .annotate(**state_counts())
     )
     phases = {}
     for row in rows:
-        row["name"] = SUMMARY_NAMES.get(row["action"]) or operation_name(row["action"], "")
+        entry = OPERATIONS.get(row["action"])
+        row["name"] = entry.summary_name() if entry else operation_name(row["action"])
         row["host_name"] = short_host(row["host"])
         row["to_do"] = row["total"] - row["finished"] - row["failed"]
         phases.setdefault(row["phase"], []).append(row)
     result = []
+    order = plan_order()
     for phase in sorted(phases, key=lambda p: PHASE_ORDER.get(p, 9)):
         members = sorted(
-            phases[phase], key=lambda r: (ACTION_ORDER.get(r["action"], 99), r["host_name"])
+            phases[phase], key=lambda r: (order.get(r["action"], len(order)), r["host_name"])
         )
         total = sum(r["total"] for r in members)
         finished = sum(r["finished"] for r in members)
@@ -312,74 +266,77 @@ def _page_number(value):
         return 1
 
 
+def _matching(counts, outcomes, outcome_filter, search):
+    """The ids of the devices that pass the outcome filter and the search, in plan order."""
+    text = search.lower()
+    return [
+        row["id"]
+        for row in counts
+        if (not outcome_filter or outcomes[row["id"]][0] == outcome_filter)
+        and (not text or text in row["registration_id"].lower() or text in row["device_id"].lower())
+    ]
+
+
+def _device_views(request, ids, outcomes, plan_size):
+    """The DeviceViews of one page of devices, each with its rows: two queries."""
+    by_id = {d.pk: d for d in PlannedDevice.objects.filter(pk__in=ids)}
+    views = {}
+    for pk in ids:
+        key, words, tone = outcomes[pk]
+        opened = (
+            plan_size <= OPEN_ALL
+            or key in ("failed", "unreachable")
+            or (plan_size <= SMALL_PLAN and key == "running")
+        )
+        views[pk] = DeviceView(by_id[pk], key, words, tone, opened)
+    for op in Operation.objects.filter(device_id__in=ids).order_by("device_id", "seq"):
+        view = views[op.device_id]
+        view.rows.append(
+            Row(
+                number=len(view.rows) + 1,
+                op=op,
+                name=operation_name(op.action, op.module_id),
+                call=f"{op.method} {short_host(op.host)}{op.path}",
+                result=operation_result(op, request.status),
+                tone=result_tone(op.state),
+            )
+        )
+    return [views[pk] for pk in ids]
+
+
+def _outcome_counts(request, tally):
+    """``[(key, words, tone, count)]`` in OUTCOMES order, for the outcomes some device has."""
+    return [
+        (key, OUTCOMES[key][0] if key != "planned" else _planned_words(request), tone, n)
+        for key, (_, tone) in OUTCOMES.items()
+        if (n := tally.get(key))
+    ]
+
+
 def build(request, params=None, per_page=DEVICES_PER_PAGE):
     """The plan of ``request`` for one page of devices; ``params`` is the query string
     (``devices`` = page number, ``outcome`` = outcome filter, ``device`` = search text)."""
     params = params or {}
     counts = _device_counts(request)
-    tally = {}
-    outcome_of = {}
-    for row in counts:
-        outcome_of[row["id"]] = device_outcome(row, request)
-        key = outcome_of[row["id"]][0]
-        tally[key] = tally.get(key, 0) + 1
+    outcomes = {row["id"]: device_outcome(row, request) for row in counts}
+    tally = Counter(key for key, _, _ in outcomes.values())
     outcome_filter = params.get("outcome", "")
     if outcome_filter not in OUTCOMES:
         outcome_filter = ""
     search = (params.get("device") or "").strip()[:128]
-    wanted = [
-        row["id"]
-        for row in counts
-        if (not outcome_filter or outcome_of[row["id"]][0] == outcome_filter)
-        and (
-            not search
-            or search.lower() in row["registration_id"].lower()
-            or search.lower() in row["device_id"].lower()
-        )
-    ]
-    page = None
-    devices = []
+    wanted = _matching(counts, outcomes, outcome_filter, search)
+    page, devices = None, []
     if wanted:
         page = Paginator(wanted, per_page).get_page(_page_number(params.get("devices")))
-        ids = list(page.object_list)
-        by_id = {d.pk: d for d in PlannedDevice.objects.filter(pk__in=ids)}
-        views = {}
-        small = len(counts) <= SMALL_PLAN
-        for pk in ids:
-            key, words, tone = outcome_of[pk]
-            opened = (
-                len(counts) <= OPEN_ALL
-                or key in ("failed", "unreachable")
-                or (small and key == "running")
-            )
-            views[pk] = DeviceView(by_id[pk], key, words, tone, opened)
-        ops = Operation.objects.filter(device_id__in=ids).order_by("device_id", "seq")
-        for op in ops:
-            view = views[op.device_id]
-            view.rows.append(
-                Row(
-                    number=len(view.rows) + 1,
-                    op=op,
-                    name=operation_name(op.action, op.module_id),
-                    call=f"{op.method} {short_host(op.host)}{op.path}",
-                    result=operation_result(op, request.status),
-                    tone=result_tone(op.state),
-                )
-            )
-        devices = [views[pk] for pk in ids]
-    summary = _summary(request) if counts else []
+        devices = _device_views(request, list(page.object_list), outcomes, len(counts))
     return PlanView(
         request=request,
         ready=bool(counts),
         device_total=len(counts),
         operation_total=sum(row["total"] for row in counts),
         small=len(counts) <= SMALL_PLAN,
-        outcomes=[
-            (key, OUTCOMES[key][0] if key != "planned" else _planned_words(request), tone, n)
-            for key, (_, tone) in OUTCOMES.items()
-            if (n := tally.get(key))
-        ],
-        phases=summary,
+        outcomes=_outcome_counts(request, tally),
+        phases=_summary(request) if counts else [],
         page=page,
         devices=devices,
         outcome_filter=outcome_filter,

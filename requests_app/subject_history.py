@@ -14,6 +14,7 @@ import heapq
 from datetime import date, datetime
 
 from requests_app.models import Approval, AuditEvent, Operation, Status
+from requests_app.operations import operation_name
 
 FORMAT = "dsr-portal request history, version 1"
 ABOUT = (
@@ -150,8 +151,6 @@ def _request_events(request):
 
 
 def _operation_events(request):
-    from requests_app.plan_view import OPERATIONS
-
     rows = (
         Operation.objects.filter(
             request=request, state__in=list(OUTCOMES), finished_at__isnull=False
@@ -169,7 +168,7 @@ def _operation_events(request):
         .order_by("finished_at", "seq")
     )
     for op in rows.iterator(chunk_size=1000):
-        name = OPERATIONS.get(op.action, (op.action,))[0].format(module=op.module_id)
+        name = operation_name(op.action, op.module_id)
         yield (
             op.finished_at,
             {

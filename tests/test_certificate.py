@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from requests_app import fulfilment
-from requests_app.archive import NOT_REACHABLE
+from requests_app import completion
 from requests_app.certificate import build_certificate
 from requests_app.models import (
     Approval,
@@ -26,6 +25,7 @@ from requests_app.models import (
     Status,
 )
 from requests_app.models.audit import verify_chain
+from requests_app.out_of_reach import NOT_REACHABLE
 from requests_app.pdf import pdf_text
 
 REFERENCE = "DSR-2026-0001"
@@ -372,7 +372,7 @@ def test_pdf_text_keeps_latin1_and_escapes_the_rest():
     assert pdf_text(None) == ""
 
 
-# --- issued by fulfilment.finish, after the outcome is known ------------------------------------
+# --- issued by completion.finish, after the outcome is known ------------------------------------
 @pytest.fixture
 def running(erased):
     """The erasure of the ``erased`` fixture, every operation finished, not yet closed."""
@@ -392,7 +392,7 @@ def stored_certificate(request, data_dir):
 def test_finish_issues_a_certificate_that_states_the_final_outcome(running, data_dir, unreachable):
     if not unreachable:
         PlannedDevice.objects.filter(request=running, state="unreachable").delete()
-    fulfilment.finish(running)
+    completion.finish(running)
     running.refresh_from_db()
     expected = Status.COMPLETED_WITH_ISSUES if unreachable else Status.COMPLETED
     assert running.status == expected
@@ -421,7 +421,7 @@ def test_a_worker_dying_before_the_status_moves_leaves_no_certificate(
 
     monkeypatch.setattr(DataRequest, "transition", killed)
     with pytest.raises(RuntimeError):
-        fulfilment.finish(running)
+        completion.finish(running)
     monkeypatch.undo()
     running.refresh_from_db()
     assert running.status == Status.RUNNING and running.completed_at is None
@@ -429,7 +429,7 @@ def test_a_worker_dying_before_the_status_moves_leaves_no_certificate(
     assert not AuditEvent.objects.filter(request_ref=REFERENCE, action="request_finished").exists()
 
     # The next finisher (the claim expired, the reconciler enqueued it again) starts afresh.
-    fulfilment.finish(running)
+    completion.finish(running)
     running.refresh_from_db()
     assert running.status == Status.COMPLETED_WITH_ISSUES
     assert stored_certificate(running, data_dir)["completed"] == running.completed_at.isoformat()
@@ -437,10 +437,10 @@ def test_a_worker_dying_before_the_status_moves_leaves_no_certificate(
 
 def test_a_second_finisher_writes_nothing(running, data_dir):
     stale = DataRequest.objects.get(pk=running.pk)  # read before the first one finished
-    fulfilment.finish(running)
+    completion.finish(running)
     stored = {a.kind: (a.sha256, a.created_at) for a in Artifact.objects.filter(request=running)}
     events = AuditEvent.objects.count()
-    fulfilment.finish(stale)
+    completion.finish(stale)
     assert {
         a.kind: (a.sha256, a.created_at) for a in Artifact.objects.filter(request=running)
     } == stored

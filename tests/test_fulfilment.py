@@ -16,7 +16,7 @@ from django.conf import settings as django_settings
 from django.core import mail
 from django.utils import timezone
 
-from requests_app import fulfilment, lifecycle, reconcile
+from requests_app import executor, fulfilment, lifecycle, reconcile
 from requests_app.models import (
     Approval,
     Artifact,
@@ -27,6 +27,7 @@ from requests_app.models import (
     Status,
 )
 from requests_app.models.audit import verify_chain
+from requests_app.operations import FINISHED_STATES
 from requests_app.redaction import redact
 from simulator.hosts import OTHER_HUB_HOST
 from tests.conftest import proof_for
@@ -34,11 +35,6 @@ from tests.lifecycle_helpers import make_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-FINAL_OP_STATES = {
-    Operation.State.DONE,
-    Operation.State.ALREADY_ABSENT,
-    Operation.State.SKIPPED,
-}
 NOT_FOUND_ID = "no-such-device-anywhere"
 
 
@@ -168,7 +164,7 @@ def azure_call_events(request):
 
 def assert_operations_recorded(request):
     for op in request.operations.all():
-        assert op.state in FINAL_OP_STATES, (op.seq, op.action, op.state, op.message)
+        assert op.state in FINISHED_STATES, (op.seq, op.action, op.state, op.message)
         if op.state == Operation.State.SKIPPED:
             continue
         assert op.http_status, (op.seq, op.action)
@@ -538,14 +534,14 @@ def test_failed_operation_then_retry_runs_only_what_is_left(
     erasure_ops = request.operations.filter(phase=Operation.Phase.ERASURE).order_by("seq")
     # Azure goes down (every call 500) just before the 4th erasure operation.
     failing_seq = erasure_ops[3].seq
-    real_execute = fulfilment.execute
+    real_execute = executor.execute
 
     def execute(op, req, clients):
         if op.seq == failing_seq and op.attempt == 1:
             azure.set_faults(error_rate=1.0)
         return real_execute(op, req, clients)
 
-    monkeypatch.setattr(fulfilment, "execute", execute)
+    monkeypatch.setattr(executor, "execute", execute)
     mail.outbox.clear()
     approve(request, approver, approver2)
     run_jobs()
@@ -561,7 +557,7 @@ def test_failed_operation_then_retry_runs_only_what_is_left(
     assert "Failed" in mail.outbox[0].subject
     finished_before = {
         op.pk: (op.attempt, op.finished_at)
-        for op in request.operations.filter(state__in=FINAL_OP_STATES)
+        for op in request.operations.filter(state__in=FINISHED_STATES)
     }
     assert len(finished_before) >= 3 + request.operations.filter(phase="export").count()
     assert request.artifacts.filter(kind=Artifact.Kind.EXPORT_ARCHIVE).exists()

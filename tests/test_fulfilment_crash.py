@@ -21,6 +21,7 @@ from django.db import connections
 
 from requests_app import reconcile, roles
 from requests_app.models import AuditEvent, DataRequest, Operation, PlannedDevice, Status
+from requests_app.operations import FINISHED_STATES
 from tests.conftest import make_user
 from tests.lifecycle_helpers import make_request
 from tests.shared_database import SharedDatabase, migrated_sqlite_template
@@ -38,7 +39,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 LEASE = 5  # DSR_LEASE_SECONDS has a minimum of 5
-FINAL = [Operation.State.DONE, Operation.State.ALREADY_ABSENT, Operation.State.SKIPPED]
 
 
 @pytest.fixture
@@ -138,7 +138,7 @@ def erasure_of_200(sim, officer, approvers):
 
 
 def finished_ops(request):
-    return request.operations.filter(state__in=FINAL).count()
+    return request.operations.filter(state__in=FINISHED_STATES).count()
 
 
 def wait_for(predicate, timeout, what, interval=0.2):

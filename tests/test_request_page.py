@@ -20,7 +20,7 @@ from requests_app.models import (
     PlannedDevice,
     Status,
 )
-from requests_app.scoping import PlanWriter
+from requests_app.scoping import plan_operations
 from tests.conftest import sign_in
 from tests.lifecycle_helpers import make_request
 
@@ -57,15 +57,8 @@ def make_plan(officer, devices=2, kind="erasure", status=Status.AWAITING_APPROVA
         ],
         batch_size=1000,
     )
-    planned = list(req.devices.order_by("position"))
-    writer = PlanWriter(req)
-    if req.includes_export:
-        for device in planned:
-            writer.export_ops(device)
-    if req.includes_erasure:
-        for device in planned:
-            writer.erasure_ops(device)
-    Operation.objects.bulk_create(writer.operations, batch_size=1000)
+    planned = plan_operations(req, list(req.devices.order_by("position")))
+    Operation.objects.bulk_create(planned, batch_size=1000)
     DataRequest.objects.filter(pk=req.pk).update(status=status, plan_version="v" * 64)
     req.refresh_from_db()
     return req

@@ -1,0 +1,183 @@
+"""What an entry of the operation registry (``operations``) is made of: the entry itself
+(``AzureOperation``), how an answer is read (``Outcome``), which planned devices get an operation
+(``individual``, ``on_hub``, ...) and the client calls that are more than one client method.
+"""
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from requests_app.models import Operation, PlannedDevice
+
+State = Operation.State
+
+
+# --- how an answer is read ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Outcome:
+    """How an operation's answer is read: ``read(response) -> (state, message)``, and the plan
+    page's words for it once done, or once Azure answered 404 (``already_absent``)."""
+
+    read: Callable
+    done: str
+    absent: str = "Already absent"
+
+
+def _expects_present(missing):
+    """A read or a DELETE: 404 means there is nothing to do (the operation is repeatable)."""
+
+    def read(response):
+        if response.found:
+            return State.DONE, ""
+        return State.ALREADY_ABSENT, missing
+
+    return read
+
+
+def _verify_absent(response):
+    if response.found:
+        return State.FAILED, "still present after deletion"
+    return State.DONE, "verified absent (404)"
+
+
+def _verify_disabled(response):
+    status = (response.data or {}).get("provisioningStatus") if response.found else None
+    if status == "disabled":
+        return State.DONE, "verified: enrollment is disabled"
+    return State.FAILED, f"enrollment not disabled ({status})"
+
+
+def _blocked(response):
+    return State.DONE, "disabled individual enrollment retained to block it"
+
+
+READ = Outcome(_expects_present("not present any more"), done="Read", absent="Not present any more")
+DELETED = Outcome(_expects_present("already absent"), done="Deleted")
+BLOCKED = Outcome(_blocked, done="Disabled enrollment in place")
+VERIFIED_ABSENT = Outcome(_verify_absent, done="Verified absent")
+VERIFIED_DISABLED = Outcome(_verify_disabled, done="Verified disabled")
+
+
+# --- which devices get an operation ------------------------------------------------------------
+def individual(device, request):
+    return device.enrollment == "individual"
+
+
+def group(device, request):
+    return device.enrollment == "group"
+
+
+def blocked_group(device, request):
+    """A group device whose request asks to stop it provisioning again."""
+    return device.enrollment == "group" and request.block_reprovisioning
+
+
+def registered(device, request):
+    return device.has_registration
+
+
+def on_hub(device, request):
+    """The device exists on a configured hub."""
+    return device.has_device and device.state == PlannedDevice.State.FOUND
+
+
+# --- client calls ------------------------------------------------------------------------------
+def ids_of(device, module_id=""):
+    """What a path template and a client call may name."""
+    return {
+        "registration_id": device.registration_id,
+        "device_id": device.device_id,
+        "group_id": device.group_id,
+        "module_id": module_id,
+    }
+
+
+def calls(method, *names):
+    """The client call ``client.<method>(<the IDs named>)``."""
+
+    def call(client, ids):
+        return getattr(client, method)(*(ids[name] for name in names))
+
+    call.__qualname__ = f"{method}({', '.join(names)})"
+    return call
+
+
+def module_with_twin(client, ids):
+    """A module's identity and its module twin, as one document."""
+    response = client.get_module(ids["device_id"], ids["module_id"])
+    if not response.found:
+        return response
+    twin = client.get_module_twin(ids["device_id"], ids["module_id"])
+    data = {"module": response.data, "twin": twin.data if twin.found else None}
+    return dataclasses.replace(response, data=data)
+
+
+def block_reprovisioning(client, ids):
+    """Put a disabled individual enrollment in place for a group device (Microsoft's way to
+    keep one device of a group out); one already disabled is left as it is."""
+    registration_id = ids["registration_id"]
+    existing = client.get_enrollment(registration_id)
+    data = existing.data or {}
+    if existing.found and data.get("provisioningStatus") == "disabled":
+        return existing
+    if existing.found:
+        body = {**data, "provisioningStatus": "disabled"}
+        return client.create_or_update_enrollment(body, etag=data.get("etag"))
+    body = {
+        "registrationId": registration_id,
+        "attestation": {"type": "symmetricKey"},
+        "provisioningStatus": "disabled",
+        "capabilities": {"iotEdge": False},
+    }
+    return client.create_or_update_enrollment(body, etag=None)
+
+
+# --- the entry ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AzureOperation:
+    """One Azure operation. ``path`` and ``call`` name the IDs of ``ids_of``; ``name`` (the plan
+    page) may hold ``{module}``; ``document`` is a file in ``devices/<id>/`` (without ``.json``),
+    or for a per-module operation a folder with one file per module."""
+
+    action: str
+    phase: str
+    target: str  # "dps" or "hub": which host it calls (the device's DPS, or its hub)
+    bucket: str  # the pacing bucket its client call spends: "dps", "registry" or "query"
+    method: str
+    path: str
+    when: Callable  # (device, request) -> bool: which planned devices get it
+    call: Callable  # (client, ids) -> AzureResponse
+    outcome: Outcome
+    name: str  # for the plan page, the history and the certificate's appendix
+    label: str  # for the certificate: what was done, for a person
+    summary: str = ""  # for the plan's summary, where modules are counted together
+    per_module: bool = False  # once per module of the device
+    document: str = ""  # export: what it stores
+    description: str = ""  # that document in README.txt and manifest.json
+    retains: tuple = ()  # (what, why) the certificate lists as kept once it is done
+
+    def module_ids(self, device, request):
+        """The module IDs to plan it for ("" for a device-level operation); [] if none."""
+        if not self.when(device, request):
+            return []
+        return list(device.modules) if self.per_module else [""]
+
+    def host_for(self, device):
+        return device.dps if self.target == "dps" else device.hub
+
+    def path_for(self, device, module_id=""):
+        return self.path.format(**ids_of(device, module_id))
+
+    def display_name(self, module_id=""):
+        return self.name.format(module=module_id or "?")
+
+    def summary_name(self):
+        return self.summary or self.display_name()
+
+    def document_name(self, module_id=""):
+        """The export store's name for what it read: ``iothub-twin``, ``modules/<id>``."""
+        return f"{self.document}/{module_id}" if self.per_module else self.document
+
+    def document_file(self):
+        """As README.txt names it: ``iothub-twin.json``, ``modules/<moduleId>.json``."""
+        return f"{self.document}/<moduleId>.json" if self.per_module else f"{self.document}.json"
