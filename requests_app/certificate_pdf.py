@@ -11,33 +11,13 @@ outside Latin-1 (device IDs may hold anything) is written as ``\\uXXXX`` escapes
 from collections import defaultdict
 from datetime import UTC, datetime
 
-from fpdf import FPDF
-
 from requests_app.certificate import RESULTS, checkpoint_lines
 from requests_app.operations import operation_name
-from requests_app.pdf import pdf_text, start_document, table
+from requests_app.pdf import PortalPdf, start_document, table
 
 VIA = {"link": "email link", "portal": "portal"}
 # Up to this many devices kept the same thing for the same reason are named under the reason.
 LIST_DEVICES = 20
-
-
-class _CertificatePdf(FPDF):
-    json_sha256 = ""
-    reference = ""
-
-    def footer(self):
-        self.set_y(-12)
-        self.set_font("Helvetica", size=7)
-        self.cell(
-            0,
-            5,
-            pdf_text(
-                f"{self.reference} - deletion certificate - JSON SHA-256 {self.json_sha256} - "
-                f"page {self.page_no()}/{{nb}}"
-            ),
-            align="C",
-        )
 
 
 def readable(value):
@@ -55,8 +35,7 @@ def readable(value):
 
 def render_pdf(content, json_sha256):
     request = content["request"]
-    pdf = _CertificatePdf(format="A4")
-    pdf.json_sha256, pdf.reference = json_sha256, request["reference"]
+    pdf = PortalPdf(f"{request['reference']} - deletion certificate - JSON SHA-256 {json_sha256}")
     heading, line = start_document(pdf, f"Deletion certificate {request['reference']}")
     _summary(pdf, heading, line, content)
     _devices(pdf, heading, content)

@@ -9,13 +9,12 @@ Built with fpdf2's core Helvetica font; text outside Latin-1 is escaped (``pdf.p
 import json
 
 from django.utils import timezone
-from fpdf import FPDF
 
 from requests_app.artifacts import artifact_path
 from requests_app.certificate import audit_checkpoint, checkpoint_lines, verification_result
 from requests_app.models import Approval, Artifact, AuditEvent, Operation
 from requests_app.models.audit import verify_chain
-from requests_app.pdf import pdf_text, start_document
+from requests_app.pdf import PortalPdf, start_document
 
 
 def _when(value):
@@ -66,29 +65,10 @@ def _checkpoints(request, heading, line):
         line(text, 4)
 
 
-class _EvidencePdf(FPDF):
-    reference = ""
-    generated = ""
-
-    def footer(self):
-        self.set_y(-12)
-        self.set_font("Helvetica", size=7)
-        self.cell(
-            0,
-            5,
-            pdf_text(
-                f"{self.reference} - evidence report generated {self.generated} - "
-                f"page {self.page_no()}/{{nb}}"
-            ),
-            align="C",
-        )
-
-
 def render_evidence_pdf(request):
     """The report as PDF bytes."""
     generated = timezone.localtime().isoformat(timespec="seconds")
-    pdf = _EvidencePdf(format="A4")
-    pdf.reference, pdf.generated = request.reference, generated
+    pdf = PortalPdf(f"{request.reference} - evidence report generated {generated}")
     heading, line = start_document(pdf, f"Evidence report {request.reference}")
 
     heading(f"Evidence report - {request.reference}", 16)

@@ -3,6 +3,23 @@ fonts only (no system packages), text made safe for them, the same headings and 
 tables. Lines are wrapped here (``wrap``), never by fpdf2's multi_cell, which is too slow for a
 certificate of thousands of devices."""
 
+from fpdf import FPDF
+
+
+class PortalPdf(FPDF):
+    """An A4 page with the document's one footer line: ``footer_text`` and the page number."""
+
+    footer_text = ""
+
+    def __init__(self, footer_text):
+        super().__init__(format="A4")
+        self.footer_text = footer_text
+
+    def footer(self):
+        self.set_y(-12)
+        self.set_font("Helvetica", size=7)
+        self.cell(0, 5, pdf_text(f"{self.footer_text} - page {self.page_no()}/{{nb}}"), align="C")
+
 
 def pdf_text(value):
     """Latin-1 text for the core fonts: anything else (and control characters) as escapes."""
