@@ -38,6 +38,7 @@ from requests_app import operations
 from requests_app.artifacts import store_artifact
 from requests_app.azure.dps import DPS_API_VERSION
 from requests_app.azure.iothub import HUB_API_VERSION
+from requests_app.dates import iso
 from requests_app.evidence_store import ExportStore
 from requests_app.json_stream import json_chunks
 from requests_app.models import Artifact, PlannedDevice
@@ -186,10 +187,6 @@ def _made_entry(path, document, fh, chunks):
     }
 
 
-def _when(value):
-    return value.isoformat() if value else None
-
-
 # --- manifest --------------------------------------------------------------------------------
 def request_summary(request):
     """The request as the archive states it (the archive is made while it is running, so it
@@ -198,10 +195,10 @@ def request_summary(request):
         "reference": request.reference,
         "kind": request.kind,
         "regulation": request.regulation,
-        "received": _when(request.received_at),
-        "due": _when(request.due_at),
-        "extended_until": _when(request.extended_until),
-        "approved": _when(request.approved_at),
+        "received": iso(request.received_at),
+        "due": iso(request.due_at),
+        "extended_until": iso(request.extended_until),
+        "approved": iso(request.approved_at),
     }
 
 

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from requests_app import operations
 from requests_app.artifacts import store_artifact
+from requests_app.dates import iso
 from requests_app.models import Approval, Artifact, Operation, PlannedDevice, Status
 from requests_app.models.audit import verify_chain
 from requests_app.out_of_reach import not_reachable
@@ -132,8 +133,6 @@ def _plain(value):
 
 
 # --- content ---------------------------------------------------------------------------------
-def _when(value):
-    return value.isoformat() if value else None
 
 
 def operation_record(op):
@@ -150,7 +149,7 @@ def operation_record(op):
         "error_code": op.error_code,
         "azure_request_id": op.azure_request_id,
         "tracking_id": op.tracking_id,
-        "time": _when(op.finished_at or op.started_at),
+        "time": iso(op.finished_at or op.started_at),
     }
 
 
@@ -201,7 +200,7 @@ def device_record(request, device, ops):
             "http_status": op.http_status,
             "result": verification_result(op),
             "passed": verification_result(op) in PASSED,
-            "time": _when(op.finished_at or op.started_at),
+            "time": iso(op.finished_at or op.started_at),
         }
         for op in ops
         if op.phase == Operation.Phase.VERIFY
@@ -282,7 +281,7 @@ def approval_records(request):
     return [
         {
             "approver": row.approver_name,
-            "time": _when(row.created_at),
+            "time": iso(row.created_at),
             "via": row.via,
             "second_factor": row.second_factor,
             "plan_version": row.plan_version,
@@ -299,12 +298,12 @@ def request_record(request):
         "regulation": request.regulation,
         "regulation_label": request.get_regulation_display(),
         "subject_reference": request.subject_reference,
-        "received": _when(request.received_at),
-        "due": _when(request.due_at),
-        "extended_until": _when(request.extended_until),
+        "received": iso(request.received_at),
+        "due": iso(request.due_at),
+        "extended_until": iso(request.extended_until),
         "extension_reason": request.extension_reason,
-        "approved": _when(request.approved_at),
-        "started": _when(request.started_at),
+        "approved": iso(request.approved_at),
+        "started": iso(request.started_at),
     }
 
 
@@ -339,7 +338,7 @@ def certificate_content(request, status, completed):
         "generated": timezone.now().isoformat(),
         "status": str(status),
         "status_label": Status(status).label,
-        "completed": _when(completed),
+        "completed": iso(completed),
         "request": request_record(request),
         "summary": {"devices": len(devices), **{result: results[result] for result in RESULTS}},
         "steps": step_records(counts),

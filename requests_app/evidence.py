@@ -12,13 +12,10 @@ from django.utils import timezone
 
 from requests_app.artifacts import artifact_path
 from requests_app.certificate import audit_checkpoint, checkpoint_lines, verification_result
+from requests_app.dates import local_time
 from requests_app.models import Approval, Artifact, AuditEvent, Operation
 from requests_app.models.audit import verify_chain
 from requests_app.pdf import PortalPdf, start_document
-
-
-def _when(value):
-    return timezone.localtime(value).isoformat(timespec="seconds") if value else "-"
 
 
 def certificate_json(request):
@@ -91,9 +88,9 @@ def _summary(request, heading, line):
         ("Due", request.due_at.isoformat()),
         ("Extended until", request.extended_until and request.extended_until.isoformat()),
         ("Extension reason", request.extension_reason),
-        ("Approved", request.approved_at and _when(request.approved_at)),
-        ("Started", request.started_at and _when(request.started_at)),
-        ("Completed", request.completed_at and _when(request.completed_at)),
+        ("Approved", request.approved_at and local_time(request.approved_at)),
+        ("Started", request.started_at and local_time(request.started_at)),
+        ("Completed", request.completed_at and local_time(request.completed_at)),
         ("Outcome", request.get_status_display()),
         ("Rejection reason", request.rejection_reason),
         ("Cancellation reason", request.cancel_reason),
@@ -110,7 +107,7 @@ def _approvals(request, heading, line):
         line("No approval decisions recorded.")
     for row in approvals:
         line(
-            f"{_when(row.created_at)}  {row.approver_name}: {row.decision} via {row.via}, "
+            f"{local_time(row.created_at)}  {row.approver_name}: {row.decision} via {row.via}, "
             f"IP {row.ip or '-'}, plan {row.plan_version}"
             + (f"; reason: {row.reason}" if row.reason else "")
         )
@@ -137,7 +134,7 @@ def _operations(request, heading, line):
         )
         line(
             f"#{op.seq} [{op.phase}] {op.action}: {op.method} {op.host}{op.path} -> {op.state} "
-            f"(HTTP {op.http_status or '-'}) {_when(op.finished_at or op.started_at)}"
+            f"(HTTP {op.http_status or '-'}) {local_time(op.finished_at or op.started_at)}"
             + (f"; {ids}" if ids else "")
         )
     if not count:
@@ -149,7 +146,7 @@ def _operations(request, heading, line):
     for op in verify:
         line(
             f"#{op.seq} {op.action} {op.host}{op.path}: {verification_result(op)} "
-            f"(HTTP {op.http_status or '-'}) {_when(op.finished_at or op.started_at)}"
+            f"(HTTP {op.http_status or '-'}) {local_time(op.finished_at or op.started_at)}"
         )
 
 
@@ -161,7 +158,7 @@ def _artifacts(request, heading, line):
     for artifact in artifacts:
         line(
             f"{artifact.get_kind_display()}: {artifact.filename}, {artifact.size} bytes, "
-            f"created {_when(artifact.created_at)}"
+            f"created {local_time(artifact.created_at)}"
         )
         line(f"SHA-256 {artifact.sha256}", 4)
 
@@ -188,7 +185,7 @@ def _timeline(request, heading, line):
     for event in timeline.iterator(chunk_size=1000):
         details = json.dumps(event.details, sort_keys=True, ensure_ascii=False)
         line(
-            f"#{event.seq} {_when(event.created_at)} {event.actor_kind}:{event.actor_name} "
+            f"#{event.seq} {local_time(event.created_at)} {event.actor_kind}:{event.actor_name} "
             f"{event.action} {details}"
         )
         line(f"hash {event.hash}", 4)

@@ -13,6 +13,7 @@ from datetime import date
 from django.db.models import Prefetch
 from django.utils import timezone
 
+from requests_app.dates import iso
 from requests_app.models import Approval, DataRequest
 from requests_app.models.requests import FINAL_STATUSES
 
@@ -77,10 +78,6 @@ def _local_date(moment):
     return timezone.localtime(moment).date() if moment else None
 
 
-def _iso(value):
-    return value.isoformat() if value else ""
-
-
 def register_queryset(start, end):
     approved = Approval.objects.filter(decision=Approval.Decision.APPROVED).order_by(
         "created_at", "pk"
@@ -109,13 +106,13 @@ def register_row(request, today):
         request.regulation_rules.label,
         request.regulation_rules.reference,
         request.created_via,
-        _iso(request.received_at),
-        _iso(request.due_at),
-        _iso(request.extended_until),
+        iso(request.received_at, ""),
+        iso(request.due_at, ""),
+        iso(request.extended_until, ""),
         request.extension_reason,
         ";".join(row.approver_name for row in request.approved_rows),
-        _iso(timezone.localtime(request.approved_at)) if request.approved_at else "",
-        _iso(completed),
+        iso(timezone.localtime(request.approved_at), "") if request.approved_at else "",
+        iso(completed, ""),
         request.status,
         reason,
         (completed - request.received_at).days if completed else "",

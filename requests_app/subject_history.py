@@ -11,8 +11,8 @@ Approvers appear as "Approver 1", "Approver 2", numbered in the order they decid
 """
 
 import heapq
-from datetime import date, datetime
 
+from requests_app.dates import day
 from requests_app.models import Approval, AuditEvent, Operation, Status
 from requests_app.operations import operation_name
 
@@ -122,7 +122,7 @@ def _decision(verb):
 
 
 def _deadline_extended(event, numbers):
-    until = _date(event.details.get("until"))
+    until = day(event.details.get("until"))
     if until is None:
         return None
     return {
@@ -184,17 +184,6 @@ def _operation_events(request):
 # --- values ----------------------------------------------------------------------------------
 def _time(value):
     return value.isoformat(timespec="seconds") if value else None
-
-
-def _date(value):
-    """A date from an event's details, or None: only a well-formed date is copied."""
-    try:
-        return date.fromisoformat(str(value)).isoformat()
-    except ValueError:
-        try:
-            return datetime.fromisoformat(str(value)).date().isoformat()
-        except ValueError:
-            return None
 
 
 def _counts(details, *names):

@@ -5,8 +5,9 @@ from datetime import datetime
 from urllib.parse import unquote
 
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.dateparse import parse_datetime
 
+from requests_app import dates
 from requests_app.models import Artifact, Status
 
 ARTIFACTS = dict(Artifact.Kind.choices)
@@ -57,8 +58,7 @@ def day(value):
     """An ISO date (or datetime) string from the details, as YYYY-MM-DD."""
     if not value:
         return "?"
-    parsed = parse_date(str(value)[:10])
-    return parsed.isoformat() if parsed else str(value)
+    return dates.day(value) or str(value)
 
 
 def clock(value):
