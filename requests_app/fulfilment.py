@@ -32,22 +32,20 @@ from requests_app.claims import (
 from requests_app.completion import fail, finish
 from requests_app.models import DataRequest, IllegalTransition, Operation, Status
 from requests_app.operations import FINISHED_STATES, UNFINISHED_STATES
-from requests_app.queues import enqueue_now
+from requests_app.queues import RUN_JOB, enqueue_now, run_job_id
 
 log = logging.getLogger(__name__)
-
-RUN_JOB = "requests_app.fulfilment.run_job"
 
 
 # --- entry points -------------------------------------------------------------------------
 
 
 def first_job_id(request):
-    return f"dsr-run-{request.pk}-0"
+    return run_job_id(request)
 
 
 def job_ids(request):
-    return [f"dsr-run-{request.pk}-{lane}" for lane in range(settings.DSR_PARALLEL_JOBS + 1)]
+    return [run_job_id(request, lane) for lane in range(settings.DSR_PARALLEL_JOBS + 1)]
 
 
 def start(request, parallel=None):
@@ -57,7 +55,7 @@ def start(request, parallel=None):
     jobs = max(1, min(parallel, devices))
     DataRequest.objects.filter(pk=request.pk).update(last_enqueued_at=timezone.now())
     for lane in range(1, jobs + 1):
-        enqueue_now(RUN_JOB, request.pk, queue="fulfilment", job_id=f"dsr-run-{request.pk}-{lane}")
+        enqueue_now(RUN_JOB, request.pk, queue="fulfilment", job_id=run_job_id(request, lane))
 
 
 def run_job(request_id):

@@ -13,21 +13,14 @@ from requests_app import emails, roles
 from requests_app.access import Refusal, may_decide
 from requests_app.azure import AzureError, TargetsError
 from requests_app.models import Approval, AuditEvent, DataRequest, IllegalTransition, Status
-from requests_app.queues import enqueue_on_commit
+from requests_app.queues import RUN_JOB, SCOPE_JOB, enqueue_on_commit, run_job_id, scope_job_id
 from requests_app.tokens import approval_url
 
 log = logging.getLogger(__name__)
 
-SCOPE_JOB = "requests_app.lifecycle.scope_job"
-FULFIL_JOB = "requests_app.fulfilment.run_job"
-
 
 # An approval or rejection that may not be recorded (access.may_decide says why).
 DecisionRefused = Refusal
-
-
-def scope_job_id(request):
-    return f"dsr-scope-{request.pk}"
 
 
 def submit(request, *, actor):
@@ -199,7 +192,5 @@ def _record_decision(locked, approver, decision, reason, via, plan_version, proo
         )
         if approved >= locked.approvals_required:
             locked.transition(Status.APPROVED, actor=approver, actor_kind=actor_kind)
-            enqueue_on_commit(
-                FULFIL_JOB, locked.pk, queue="fulfilment", job_id=f"dsr-run-{locked.pk}-0"
-            )
+            enqueue_on_commit(RUN_JOB, locked.pk, queue="fulfilment", job_id=run_job_id(locked))
     return approval

@@ -17,15 +17,24 @@ from rq.worker import SimpleWorker
 
 log = logging.getLogger(__name__)
 
+# The portal's jobs: the function each runs and the id each gets (one job per request and
+# purpose, so enqueuing twice is harmless).
+SCOPE_JOB = "requests_app.lifecycle.scope_job"
+RUN_JOB = "requests_app.fulfilment.run_job"
+
+
+def scope_job_id(data_request):
+    return f"dsr-scope-{data_request.pk}"
+
+
+def run_job_id(data_request, lane=0):
+    return f"dsr-run-{data_request.pk}-{lane}"
+
+
 # The only functions a portal worker runs. RQ would import and call whatever a job names, so
 # anyone able to write to Redis could run code in the process that holds the Azure secrets;
 # the worker refuses everything else (and any argument that is not a primary key).
-ALLOWED_JOBS = frozenset(
-    {
-        "requests_app.lifecycle.scope_job",
-        "requests_app.fulfilment.run_job",
-    }
-)
+ALLOWED_JOBS = frozenset({SCOPE_JOB, RUN_JOB})
 
 
 class JobRefused(Exception):

@@ -16,9 +16,9 @@ from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from requests_app import fulfilment, lifecycle
+from requests_app import fulfilment
 from requests_app.models import AuditEvent, DataRequest, Operation, PlannedDevice, Status
-from requests_app.queues import enqueue_now, get_queue
+from requests_app.queues import RUN_JOB, SCOPE_JOB, enqueue_now, get_queue, scope_job_id
 
 log = logging.getLogger(__name__)
 # Not STARTED: a SIGKILLed worker leaves its job "started" until RQ's own maintenance notices
@@ -101,7 +101,7 @@ def reconcile():
                 continue
             if request.status == Status.APPROVED:
                 enqueue_now(
-                    fulfilment.RUN_JOB,
+                    RUN_JOB,
                     request.pk,
                     queue="fulfilment",
                     job_id=fulfilment.first_job_id(request),
@@ -118,9 +118,9 @@ def reconcile():
             claimed = request.scoping_claimed_until and request.scoping_claimed_until >= now
             if claimed or request.updated_at > recent:
                 continue
-            if has_live_job([lifecycle.scope_job_id(request)]):
+            if has_live_job([scope_job_id(request)]):
                 continue
-            enqueue_now(lifecycle.SCOPE_JOB, request.pk, job_id=lifecycle.scope_job_id(request))
+            enqueue_now(SCOPE_JOB, request.pk, job_id=scope_job_id(request))
             DataRequest.objects.filter(pk=request.pk).update(last_enqueued_at=now)
             AuditEvent.record("reconciler_enqueued", request=request, status=request.status)
             enqueued += 1
