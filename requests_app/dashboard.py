@@ -14,6 +14,7 @@ from django.utils import timezone
 from requests_app import roles
 from requests_app.models import Approval, DataRequest, Operation, RequestIdentifier, Status
 from requests_app.models.requests import FINAL_STATUSES, OPEN_STATUSES, add_months
+from requests_app.operations import FINISHED_STATES
 
 DUE_SOON_DAYS = 7
 MONTHS = 12
@@ -43,11 +44,6 @@ def counts_by_status():
 
 RUNNING_STATUSES = (Status.APPROVED, Status.RUNNING)
 FINISHED_DAYS = 7
-FINISHED_OPERATION_STATES = (
-    Operation.State.DONE,
-    Operation.State.ALREADY_ABSENT,
-    Operation.State.SKIPPED,
-)
 
 
 def running_now():
@@ -88,7 +84,7 @@ def progress_percents(requests):
         .order_by()
         .values("request_id")
         .annotate(
-            total=Count("id"), done=Count("id", filter=Q(state__in=FINISHED_OPERATION_STATES))
+            total=Count("id"), done=Count("id", filter=Q(state__in=FINISHED_STATES))
         )
     )
     found = {row["request_id"]: row for row in rows}

@@ -151,7 +151,7 @@ def request_timeline(req, params):
 
 
 def failure_words(req):
-    """The stored failure (fulfilment.fail) in words, or ''."""
+    """The stored failure (completion.fail) in words, or ''."""
     failure = req.failure or {}
     if not failure:
         return ""
