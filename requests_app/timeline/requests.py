@@ -1,6 +1,7 @@
 """The request's events in words: its life, its Azure calls, emails, decisions, files."""
 
 from requests_app.models import Status
+from requests_app.operations import operation_name
 from requests_app.timeline.words import (
     ARTIFACTS,
     azure_object,
@@ -85,7 +86,8 @@ def _status_changed(e, d):
         text += f" — {d['issues']} to handle by hand"
     failure = d.get("failure") or {}
     if failure:
-        text += f" — {failure.get('action', '?')} on {failure.get('device', '?')}"
+        what = operation_name(failure["action"]) if failure.get("action") else "?"
+        text += f" — {what} on {failure.get('device', '?')}"
         if failure.get("message"):
             text += f": {failure['message']}"
     return text
