@@ -2,7 +2,7 @@
 
 from django import forms
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
 from requests_app import intake, regulations
 from requests_app.form_fields import IsoDateField
@@ -68,10 +68,9 @@ class IntakeForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.identifier_list = None
-        # The deadline each regulation sets, from the regulation table.
-        self.fields["regulation"].help_text = format_html_join(
-            " ", "{}", ((rules.describe(),) for rules in regulations.TABLE.values())
-        )
+        # The deadline each regulation sets, one line each, from the regulation table.
+        lines = [entry.describe() for entry in regulations.TABLE.values()]
+        self.fields["regulation"].help_text = format_html("<br>".join(["{}"] * len(lines)), *lines)
 
     def clean_received_at(self):
         received = self.cleaned_data["received_at"]

@@ -1,12 +1,5 @@
-"""Routes of the JSON API (bearer tokens, no cookies)."""
+"""Routes of the JSON API (bearer tokens, no cookies): one per path of its Django Ninja API."""
 
-from django.urls import path
+from requests_app.api import views
 
-from requests_app.views import api
-
-urlpatterns = [
-    path("api/v1/openapi.json", api.openapi, name="api_openapi"),
-    path("api/v1/requests", api.requests_collection, name="api_requests"),
-    path("api/v1/requests/<str:reference>", api.request_detail, name="api_request"),
-    path("api/v1/requests/<str:reference>/submit", api.request_submit, name="api_request_submit"),
-]
+urlpatterns = views.urlpatterns()

@@ -101,7 +101,7 @@ def new_request(page, kind, identifiers, subject, *, error_screenshot=None):
     page.get_by_role("link", name="New request").click()
     expect(page.get_by_role("heading", name="New request")).to_be_visible()
     page.get_by_label(kind).check()
-    page.get_by_label("GDPR").check()
+    page.get_by_label("GDPR", exact=True).check()
     page.get_by_label("Subject reference").fill(subject)
     if error_screenshot:
         page.get_by_role("button", name="Save draft").click()
@@ -111,7 +111,7 @@ def new_request(page, kind, identifiers, subject, *, error_screenshot=None):
         # The form keeps what was typed.
         expect(page.get_by_label("Subject reference")).to_have_value(subject)
         page.get_by_label(kind).check()
-        page.get_by_label("GDPR").check()
+        page.get_by_label("GDPR", exact=True).check()
     page.get_by_label("Identifiers").fill("\n".join(identifiers) + "\n")
     page.get_by_role("button", name="Save draft").click()
     expect(page.get_by_text("is saved as a draft with")).to_be_visible()

@@ -50,16 +50,25 @@ def test_gdpr_extension_is_stored_with_its_audit_event(officer):
     assert event.details["reason"] == "Many devices across three hubs"
 
 
-def test_gdpr_limit_is_two_further_months(officer):
-    req = make_request(officer, ["reg-1"], regulation="gdpr")
-    with pytest.raises(ValueError, match="GDPR allows an extension up to"):
+@pytest.mark.parametrize(
+    ("regulation", "says"),
+    [
+        ("gdpr", r"^GDPR allows an extension up to .* \(GDPR Art\. 12\(3\)\)\.$"),
+        ("uk_gdpr", r"^UK GDPR allows an extension up to .* \(UK GDPR Art\. 12\(3\)\)\.$"),
+    ],
+)
+def test_gdpr_limit_is_two_further_months(officer, regulation, says):
+    req = make_request(officer, ["reg-1"], regulation=regulation)
+    with pytest.raises(ValueError, match=says):
         _extend(req, officer, until=add_months(req.due_at, 2) + timedelta(days=1))
     _unchanged(req)
+    _extend(req, officer, until=add_months(req.due_at, 2))
+    assert DataRequest.objects.get(pk=req.pk).extended_until == add_months(req.due_at, 2)
 
 
 def test_ccpa_limit_is_45_days(officer):
     req = make_request(officer, ["reg-1"], regulation="ccpa")
-    with pytest.raises(ValueError, match="CCPA allows"):
+    with pytest.raises(ValueError, match=r"CCPA/CPRA allows .* \(Cal\. Civ\. Code § 1798\.130"):
         _extend(req, officer, until=req.due_at + timedelta(days=46))
     _unchanged(req)
     _extend(req, officer, until=req.due_at + timedelta(days=45))

@@ -1,0 +1,105 @@
+"""What an officer's token sees, and a request as the API shows it (shaped by api.schemas).
+
+Officers work as a team: each sees every request. Nobody else uses the API.
+"""
+
+from django.db.models import Count
+from django.urls import reverse
+
+from requests_app import roles
+from requests_app.api.tokens import ApiError
+from requests_app.models import DataRequest, Operation, PlannedDevice
+
+FINISHED = (Operation.State.DONE, Operation.State.ALREADY_ABSENT, Operation.State.SKIPPED)
+
+
+def visible_requests(user):
+    if roles.has_role(user, roles.OFFICER):
+        return DataRequest.objects.all()
+    return DataRequest.objects.none()
+
+
+def get_visible_request(user, reference):
+    req = visible_requests(user).filter(reference=reference).first()
+    if req is None:
+        raise ApiError(404, f"no request {reference}")
+    return req
+
+
+def request_summary(req):
+    """A ``RequestSummary``."""
+    return {
+        "reference": req.reference,
+        "kind": req.kind,
+        "regulation": req.regulation,
+        "status": req.status,
+        "received_at": req.received_at,
+        "due_at": req.due_at,
+        "extended_until": req.extended_until,
+        "created_at": req.created_at,
+        "url": reverse("api_request", args=[req.reference]),
+    }
+
+
+def _plan(req):
+    devices = list(req.devices.all())
+    return {
+        "version": req.plan_version or None,
+        "devices": [
+            {
+                "registration_id": device.registration_id,
+                "device_id": device.device_id,
+                "dps": device.dps,
+                "hub": device.hub,
+                "state": device.state,
+                "enrollment": device.enrollment,
+                "modules": device.modules,
+            }
+            for device in devices
+        ],
+        "unreachable": [
+            device.label for device in devices if device.state == PlannedDevice.State.UNREACHABLE
+        ],
+        "not_found": [
+            device.label for device in devices if device.state == PlannedDevice.State.NOT_FOUND
+        ],
+    }
+
+
+def request_detail(req):
+    """A ``Request``: everything a ticketing system may know (never the audit details)."""
+    states = dict(
+        req.operations.order_by().values("state").annotate(n=Count("id")).values_list("state", "n")
+    )
+    total = sum(states.values())
+    base = req.get_absolute_url() if req.artifacts.exists() else ""
+    return {
+        **request_summary(req),
+        "subject_reference": req.subject_reference,
+        "block_reprovisioning": req.block_reprovisioning,
+        "identifiers": req.identifiers.count(),
+        "plan": {**_plan(req), "operations": total},
+        "progress": {
+            "done": sum(states.get(state, 0) for state in FINISHED),
+            "total": total,
+            "failed": states.get(Operation.State.FAILED, 0),
+        },
+        "approvals": [
+            {
+                "approver": approval.approver_name,
+                "decision": approval.decision,
+                "at": approval.created_at,
+                "reason": approval.reason,
+            }
+            for approval in req.approvals.all()
+        ],
+        "artifacts": [
+            {
+                "kind": artifact.kind,
+                "url": f"{base}artifacts/{artifact.kind}/",
+                "sha256": artifact.sha256,
+                "size": artifact.size,
+            }
+            for artifact in req.artifacts.all()
+        ],
+    }
