@@ -88,7 +88,7 @@ def users():
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
-    from requests_app import roles
+    from requests_app.access import roles
 
     roles.ensure_groups()
     User = get_user_model()  # noqa: N806
@@ -162,8 +162,8 @@ def plan_and_approve(request, officer, approvers):
 
 
 def plan(request, officer):
-    from requests_app import lifecycle
     from requests_app.models import Status
+    from requests_app.workflow import lifecycle
 
     lifecycle.submit(request, actor=officer)  # the queued scope job will find it planned
     lifecycle.scope_job(request.pk)
@@ -177,7 +177,7 @@ def wait_for_workers(n, timeout=60):
     """Until n RQ workers are registered (started and listening), as in production."""
     from rq import Worker
 
-    from requests_app.queues import redis_connection
+    from requests_app.jobs.queues import redis_connection
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -188,8 +188,8 @@ def wait_for_workers(n, timeout=60):
 
 
 def approve(request, approvers):
-    from requests_app import lifecycle
     from requests_app.accounts.twofactor import SignInProof
+    from requests_app.workflow import lifecycle
 
     for approver in approvers[: request.approvals_required]:
         lifecycle.decide(

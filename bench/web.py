@@ -177,7 +177,7 @@ def _copy(cursor, model, rows):
 def ensure_users():
     from django.contrib.auth.models import Group, User
 
-    from requests_app import roles
+    from requests_app.access import roles
 
     roles.ensure_groups()
     password = secrets.token_urlsafe(16)

@@ -226,7 +226,7 @@ WHITENOISE_USE_FINDERS = DEBUG or not envbool("DSR_MANIFEST_STATIC", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 EMAIL_BACKEND = (
-    "requests_app.outbox.OutboxBackend"
+    "requests_app.workflow.outbox.OutboxBackend"
     if DSR_DEV_OUTBOX
     else envstr("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 )

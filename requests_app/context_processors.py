@@ -1,6 +1,6 @@
 from django.conf import settings
 
-from requests_app import roles
+from requests_app.access import roles
 
 
 def portal(request):

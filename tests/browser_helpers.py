@@ -110,7 +110,7 @@ def serve_simulator(directory, throttle_scale=60):
     return sim, server, path
 
 
-OUTBOX_BACKEND = "requests_app.outbox.OutboxBackend"
+OUTBOX_BACKEND = "requests_app.workflow.outbox.OutboxBackend"
 
 
 @contextlib.contextmanager

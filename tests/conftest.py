@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from requests_app import roles
+from requests_app.access import roles
 
 
 @pytest.fixture(autouse=True)
@@ -18,7 +18,7 @@ def fast_password_hashing(settings):
 @pytest.fixture
 def redis_db():
     """The suite's own Redis database, flushed before and after (never the whole server)."""
-    from requests_app.queues import redis_connection
+    from requests_app.jobs.queues import redis_connection
 
     connection = redis_connection()
     connection.flushdb()
@@ -138,7 +138,7 @@ def azure(tmp_path, settings):
 
 def drain(max_jobs=1000):
     """Run every queued job in this process (a non-forking worker in burst mode)."""
-    from requests_app.queues import worker
+    from requests_app.jobs.queues import worker
 
     worker(name=f"test-{os.getpid()}").work(burst=True, max_jobs=max_jobs, with_scheduler=False)
 

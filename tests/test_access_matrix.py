@@ -13,7 +13,7 @@ import pytest
 from django.core import mail
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from requests_app.artifacts import store_artifact
+from requests_app.evidence.artifacts import store_artifact
 from requests_app.models import (
     Approval,
     Artifact,
@@ -22,7 +22,7 @@ from requests_app.models import (
     OutboxMessage,
     Status,
 )
-from requests_app.tokens import make_token
+from requests_app.workflow.tokens import make_token
 from tests.conftest import sign_in
 from tests.lifecycle_helpers import make_request
 

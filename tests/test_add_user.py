@@ -2,7 +2,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from requests_app import roles
+from requests_app.access import roles
 
 
 @pytest.mark.django_db

@@ -10,8 +10,8 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from requests_app import intake
 from requests_app.api import issue_token
+from requests_app.intake import rules as intake
 from requests_app.models import (
     ApiToken,
     Approval,

@@ -23,9 +23,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from requests_app import intake, roles
+from requests_app.access import roles
 from requests_app.api import issue_token
 from requests_app.api.views import api
+from requests_app.intake import rules as intake
 from requests_app.models import (
     DataRequest,
     Status,

@@ -7,8 +7,8 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from requests_app import lifecycle
 from requests_app.models import AuditEvent, Status
+from requests_app.workflow import lifecycle
 from tests.conftest import PASSWORD, sign_in, totp_code, totp_device
 from tests.lifecycle_helpers import approval_links, make_request
 
@@ -233,7 +233,7 @@ def test_tampered_expired_and_stale_links(
 
     import django.core.signing as signing
 
-    from requests_app.tokens import make_token
+    from requests_app.workflow.tokens import make_token
 
     real_time = signing.time.time
     monkeypatch.setattr(signing.time, "time", lambda: real_time() - 120)

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from requests_app import subject_history
-from requests_app.archive import ArchiveError, build_export_archive, check_member_name
-from requests_app.evidence_store import EvidenceError, ExportStore, safe_name
+from requests_app.evidence import subject_history
+from requests_app.evidence.archive import ArchiveError, build_export_archive, check_member_name
+from requests_app.evidence.out_of_reach import NOT_REACHABLE
+from requests_app.evidence.store import EvidenceError, ExportStore, safe_name
 from requests_app.models import (
     Approval,
     Artifact,
@@ -29,7 +30,6 @@ from requests_app.models import (
     PlannedDevice,
     Regulation,
 )
-from requests_app.out_of_reach import NOT_REACHABLE
 
 REFERENCE = "DSR-2026-0001"
 KEYS = ("UHJpbWFyeUtleS1zZWNyZXQ=", "U2Vjb25kYXJ5S2V5LXNlY3JldA==", "RW5kb3JzZW1lbnRLZXk=")

@@ -6,8 +6,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 
-from requests_app import checkpoints
-from requests_app.checkpoints import keys
+from requests_app.evidence import checkpoints
+from requests_app.evidence.checkpoints import keys
 from requests_app.models import AuditCheckpoint, AuditEvent
 from requests_app.models.audit import AppendOnlyError, verify_chain
 from tests.conftest import make_user

@@ -17,9 +17,10 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from requests_app import checkpoints, roles
-from requests_app.checkpoints import keys, sinks
-from requests_app.checkpoints.document import canonical
+from requests_app.access import roles
+from requests_app.evidence import checkpoints
+from requests_app.evidence.checkpoints import keys, sinks
+from requests_app.evidence.checkpoints.document import canonical
 from requests_app.models import AuditCheckpoint, AuditEvent, CheckpointDelivery
 from requests_app.models.audit import verify_chain
 from tests.conftest import make_user

@@ -24,9 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 
-from requests_app import checkpoints
-from requests_app.checkpoints import keys
-from requests_app.checkpoints.document import canonical
+from requests_app.evidence import checkpoints
+from requests_app.evidence.checkpoints import keys
+from requests_app.evidence.checkpoints.document import canonical
 from requests_app.models import AuditCheckpoint, AuditEvent
 from requests_app.views.reports import audit_line
 

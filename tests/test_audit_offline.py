@@ -12,8 +12,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.urls import reverse
 from django.utils import timezone
 
-from requests_app import checkpoints, roles
-from requests_app.checkpoints import keys
+from requests_app.access import roles
+from requests_app.evidence import checkpoints
+from requests_app.evidence.checkpoints import keys
 from requests_app.models import AuditEvent
 from requests_app.views.reports import audit_line
 from tests.conftest import make_user, sign_in

@@ -8,8 +8,8 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from requests_app.docs_render import render_markdown
 from requests_app.models import AuditEvent
+from requests_app.reporting.docs_render import render_markdown
 from requests_app.views.reports import OFFLINE_GUIDE
 from tests.conftest import sign_in
 from tests.lifecycle_helpers import make_request
@@ -193,8 +193,9 @@ def test_markdown_renderer(markdown, html):
 def test_the_page_shows_the_latest_checkpoint_and_failing_sinks(client, settings, tmp_path, db):
     """The audit page says where the chain is anchored and which copy could not be published
     (it is retried; it shows until it succeeds)."""
-    from requests_app import checkpoints, roles
-    from requests_app.checkpoints import keys
+    from requests_app.access import roles
+    from requests_app.evidence import checkpoints
+    from requests_app.evidence.checkpoints import keys
     from tests.conftest import make_user, sign_in
 
     key = keys.generate_key_file(tmp_path / "signing.pem")

@@ -13,7 +13,7 @@ import time
 import pytest
 from django.utils import timezone
 
-from requests_app import roles
+from requests_app.access import roles
 from tests.browser_helpers import (
     browser_sqlite_template,
     launched_browser,

@@ -13,8 +13,9 @@ import time
 import pytest
 from django.utils import timezone
 
-from requests_app import lifecycle, roles
+from requests_app.access import roles
 from requests_app.models import DataRequest, Operation, Status
+from requests_app.workflow import lifecycle
 from tests.browser_helpers import (
     browser_sqlite_template,
     launched_browser,

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from requests_app import completion
-from requests_app.certificate import build_certificate
+from requests_app.evidence.certificate import build_certificate
+from requests_app.evidence.out_of_reach import NOT_REACHABLE
+from requests_app.evidence.pdf import pdf_text
+from requests_app.jobs import completion
 from requests_app.models import (
     Approval,
     Artifact,
@@ -25,8 +27,6 @@ from requests_app.models import (
     Status,
 )
 from requests_app.models.audit import verify_chain
-from requests_app.out_of_reach import NOT_REACHABLE
-from requests_app.pdf import pdf_text
 
 REFERENCE = "DSR-2026-0001"
 DPS = "demo-dps.azure-devices-provisioning.net"
@@ -452,7 +452,7 @@ def test_a_second_finisher_writes_nothing(running, data_dir):
 
 # --- the audit checkpoint ----------------------------------------------------------------------
 def test_the_latest_signed_checkpoint_is_in_the_json_and_the_pdf(erased, data_dir, monkeypatch):
-    import requests_app.checkpoints
+    import requests_app.evidence.checkpoints
 
     published = {
         "checkpoint": {
@@ -466,7 +466,7 @@ def test_the_latest_signed_checkpoint_is_in_the_json_and_the_pdf(erased, data_di
         "signature": "c2lnbmF0dXJl",
         "source": "database",
     }
-    monkeypatch.setattr(requests_app.checkpoints, "latest_checkpoint", lambda: published)
+    monkeypatch.setattr(requests_app.evidence.checkpoints, "latest_checkpoint", lambda: published)
     json_artifact, pdf_artifact = build_certificate(erased)
     cert = json.loads((Path(data_dir) / json_artifact.path).read_bytes())
     assert cert["audit_checkpoint"] == {
@@ -481,9 +481,9 @@ def test_the_latest_signed_checkpoint_is_in_the_json_and_the_pdf(erased, data_di
 
 
 def test_no_checkpoint_reads_as_no_checkpoint_yet(erased, data_dir, monkeypatch):
-    import requests_app.checkpoints
+    import requests_app.evidence.checkpoints
 
-    monkeypatch.setattr(requests_app.checkpoints, "latest_checkpoint", lambda: None)
+    monkeypatch.setattr(requests_app.evidence.checkpoints, "latest_checkpoint", lambda: None)
     json_artifact, pdf_artifact = build_certificate(erased)
     cert = json.loads((Path(data_dir) / json_artifact.path).read_bytes())
     assert cert["audit_checkpoint"] is None
@@ -553,15 +553,15 @@ def test_a_thousand_device_certificate_takes_seconds_not_minutes(erased, data_di
 def test_the_evidence_report_shows_the_certificates_checkpoint_and_the_latest(
     erased, data_dir, monkeypatch
 ):
-    import requests_app.checkpoints
-    from requests_app.evidence import render_evidence_pdf
+    import requests_app.evidence.checkpoints
+    from requests_app.evidence.report import render_evidence_pdf
 
     statement = {"seq": 7, "head_hash": "ab" * 32, "created_at": "2026-01-06T10:00:00+00:00"}
     statement |= {"key_fingerprint": "SHA256:first"}
     anchored = {"checkpoint": statement, "signature": "c2ln", "source": "database"}
-    monkeypatch.setattr(requests_app.checkpoints, "latest_checkpoint", lambda: anchored)
+    monkeypatch.setattr(requests_app.evidence.checkpoints, "latest_checkpoint", lambda: anchored)
     build_certificate(erased)
-    monkeypatch.setattr(requests_app.checkpoints, "latest_checkpoint", lambda: None)
+    monkeypatch.setattr(requests_app.evidence.checkpoints, "latest_checkpoint", lambda: None)
     text = pdf_text_content(render_evidence_pdf(erased))
     at = text.index("The deletion certificate was anchored to:")
     assert text.index("Audit checkpoint #7", at) < text.index("Latest at report time:", at)

@@ -5,9 +5,9 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from requests_app import charts, dashboard
 from requests_app.models import Approval, DataRequest, Status
 from requests_app.models.requests import add_months
+from requests_app.reporting import charts, dashboard
 from tests.conftest import make_user, sign_in
 from tests.lifecycle_helpers import make_request
 

@@ -172,7 +172,7 @@ def test_the_portal_appends_verifies_and_signs_as_the_application_role(server, t
 
 def _public_of(key):
     return (
-        "from requests_app.checkpoints import keys\n"
+        "from requests_app.evidence.checkpoints import keys\n"
         f"print(keys.public_b64(keys.read_key_file({str(key)!r}).public_key()))"
     )
 

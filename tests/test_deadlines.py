@@ -6,9 +6,9 @@ import pytest
 from django.contrib.messages import get_messages
 from django.utils import timezone
 
-from requests_app import deadlines
 from requests_app.models import AuditEvent, DataRequest, Status
 from requests_app.models.requests import add_months
+from requests_app.workflow import deadlines
 from tests.conftest import sign_in
 from tests.lifecycle_helpers import make_request
 

@@ -16,7 +16,9 @@ from django.conf import settings as django_settings
 from django.core import mail
 from django.utils import timezone
 
-from requests_app import executor, fulfilment, lifecycle, reconcile
+from requests_app.evidence.redaction import redact
+from requests_app.jobs import executor, fulfilment, reconcile
+from requests_app.jobs.operations import FINISHED_STATES
 from requests_app.models import (
     Approval,
     Artifact,
@@ -27,8 +29,7 @@ from requests_app.models import (
     Status,
 )
 from requests_app.models.audit import verify_chain
-from requests_app.operations import FINISHED_STATES
-from requests_app.redaction import redact
+from requests_app.workflow import lifecycle
 from simulator.hosts import OTHER_HUB_HOST
 from tests.conftest import proof_for
 from tests.lifecycle_helpers import make_request
@@ -513,8 +514,8 @@ def test_unconfigured_hub_erasure_lists_device_as_unreachable(
 def few_attempts(monkeypatch):
     """No setting exists for the client's retry policy, so patch it at the seam (clients_for):
     two attempts, short backoff, so a permanent outage fails an operation in well under 1 s."""
-    from requests_app import azure_calls
     from requests_app.azure import AzureClients, RetryPolicy
+    from requests_app.jobs import azure_calls
 
     policy = RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.05, budget_seconds=5)
 

@@ -19,9 +19,10 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connections
 
-from requests_app import reconcile, roles
+from requests_app.access import roles
+from requests_app.jobs import reconcile
+from requests_app.jobs.operations import FINISHED_STATES
 from requests_app.models import AuditEvent, DataRequest, Operation, PlannedDevice, Status
-from requests_app.operations import FINISHED_STATES
 from tests.conftest import make_user
 from tests.lifecycle_helpers import make_request
 from tests.shared_database import SharedDatabase, migrated_sqlite_template

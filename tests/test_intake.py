@@ -7,7 +7,7 @@ from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from requests_app import intake
+from requests_app.intake import rules as intake
 from requests_app.models import (
     AuditEvent,
     DataRequest,
@@ -80,7 +80,7 @@ def test_dates_are_entered_as_iso_text(officer_client):
 
 
 def test_dev_mode_offers_the_simulators_sample_ids(officer_client, settings, tmp_path):
-    from requests_app import devsamples
+    from requests_app.intake import samples as devsamples
     from simulator.app import Simulator
     from simulator.server import serve
 

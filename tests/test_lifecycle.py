@@ -8,8 +8,8 @@ import pytest
 from django.core import mail
 from django.db import connection
 
-from requests_app import lifecycle
 from requests_app.models import Approval, AuditEvent, DataRequest, IllegalTransition, Status
+from requests_app.workflow import lifecycle
 from tests.conftest import proof_for, sign_in
 from tests.lifecycle_helpers import approval_links, make_request
 
@@ -132,7 +132,7 @@ def test_a_decision_needs_the_approvers_own_second_factor_session(
 
 
 def test_creator_cannot_approve(client, azure, officer, approver, run_jobs):
-    from requests_app import roles
+    from requests_app.access import roles
     from tests.conftest import make_user
 
     both = make_user("bea", roles.OFFICER)

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
-from requests_app import operations
 from requests_app.azure import AzureResponse, DpsClient, IotHubClient
-from requests_app.evidence_store import EvidenceError, ExportStore
+from requests_app.evidence.store import EvidenceError, ExportStore
+from requests_app.jobs import operations
+from requests_app.jobs.operation_types import DELETED, READ, AzureOperation, ids_of, on_hub
+from requests_app.jobs.operations import Phase
 from requests_app.models import Artifact, Operation, PlannedDevice, Status
-from requests_app.operation_types import DELETED, READ, AzureOperation, ids_of, on_hub
-from requests_app.operations import Phase
-from requests_app.plan_view import build
+from requests_app.reporting.plan_view import build
 from tests.conftest import sign_in
 from tests.lifecycle_helpers import make_request
 from tests.test_certificate import pdf_text_content

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from requests_app import roles
+from requests_app.access import roles
 from requests_app.accounts.changes import UserInTrail, acting
 from requests_app.api import issue_token
 from requests_app.models import ApiToken, AuditEvent

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from requests_app.queues import get_queue
+from requests_app.jobs.queues import get_queue
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,7 +46,7 @@ def test_worker_finishes_the_current_job_on_sigterm(tmp_path, redis_db):
 
 
 def test_worker_serves_every_portal_queue(redis_db, settings):
-    from requests_app.queues import worker
+    from requests_app.jobs.queues import worker
 
     names = {queue.name for queue in worker().queues}
     assert names == set(settings.RQ_QUEUE_NAMES) == {"default", "fulfilment"}
@@ -56,7 +56,7 @@ def test_worker_serves_every_portal_queue(redis_db, settings):
 # which closes a connection found inside a test's wrapping transaction.
 @pytest.mark.django_db(transaction=True)
 def test_scheduler_runs_each_task_once_per_interval(redis_db, capsys, settings, tmp_path):
-    from requests_app.checkpoints import keys
+    from requests_app.evidence.checkpoints import keys
 
     key = keys.generate_key_file(tmp_path / "signing.pem")  # production needs a real key
     settings.DSR_AUDIT_SIGNING_KEY_FILE = str(tmp_path / "signing.pem")
@@ -73,9 +73,9 @@ def test_jobs_are_serialized_as_json(redis_db):
     import json
     import zlib
 
-    job = get_queue("fulfilment").enqueue("requests_app.fulfilment.run_job", 42)
+    job = get_queue("fulfilment").enqueue("requests_app.jobs.fulfilment.run_job", 42)
     data = json.loads(zlib.decompress(redis_db.hget(f"rq:job:{job.id}", "data")))
-    assert data == ["requests_app.fulfilment.run_job", None, [42], {}]
+    assert data == ["requests_app.jobs.fulfilment.run_job", None, [42], {}]
 
 
 @pytest.mark.django_db(transaction=True)  # the worker closes old connections around each job
@@ -83,12 +83,12 @@ def test_the_worker_refuses_jobs_the_portal_never_enqueues(redis_db, tmp_path):
     """Whoever can write to Redis must not run code in the worker (which holds the Azure
     secrets): a job naming any other function, or passing anything but primary keys, fails
     without being imported or called."""
-    from requests_app.queues import worker
+    from requests_app.jobs.queues import worker
 
     pwned = tmp_path / "pwned"
     queue = get_queue("default")
     foreign = queue.enqueue("os.system", f"touch {pwned}")
-    smuggled = queue.enqueue("requests_app.lifecycle.scope_job", "1; DROP TABLE x")
+    smuggled = queue.enqueue("requests_app.workflow.lifecycle.scope_job", "1; DROP TABLE x")
     worker(name=f"refuse-{os.getpid()}").work(burst=True, with_scheduler=False)
     assert not pwned.exists()
     for job in (foreign, smuggled):

@@ -2,7 +2,7 @@
 
 import copy
 
-from requests_app.redaction import REDACTED, redact
+from requests_app.evidence.redaction import REDACTED, redact
 
 HUB_DEVICE = {
     "deviceId": "dev-1",

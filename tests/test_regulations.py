@@ -16,12 +16,13 @@ from django.conf import settings as django_settings
 from django.test import Client
 from django.utils import timezone
 
-from requests_app import deadlines, intake, regulations
 from requests_app.api import issue_token
-from requests_app.forms_intake import IntakeForm
+from requests_app.intake import rules as intake
+from requests_app.intake.form import IntakeForm
 from requests_app.models import Artifact, DataRequest, Status
-from requests_app.register import register_lines
-from requests_app.regulations import Extension, Period, Rules, add_months
+from requests_app.reporting.register import register_lines
+from requests_app.workflow import deadlines, regulations
+from requests_app.workflow.regulations import Extension, Period, Rules, add_months
 from tests.conftest import sign_in
 from tests.lifecycle_helpers import make_request
 from tests.test_fulfilment import (

@@ -6,8 +6,8 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from requests_app import reminders
 from requests_app.models import Approval, AuditEvent, DataRequest, Status
+from requests_app.workflow import reminders
 from tests.conftest import make_user
 from tests.lifecycle_helpers import make_request
 

@@ -16,7 +16,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from requests_app.certificate import build_certificate
+from requests_app.evidence.certificate import build_certificate
 from requests_app.models import (
     Approval,
     AuditEvent,
@@ -26,7 +26,7 @@ from requests_app.models import (
     Status,
 )
 from requests_app.models.audit import verify_chain
-from requests_app.register import HEADER, parse_period, safe_cell
+from requests_app.reporting.register import HEADER, parse_period, safe_cell
 from tests.conftest import sign_in
 from tests.lifecycle_helpers import make_request
 

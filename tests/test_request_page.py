@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from requests_app import plan_view, request_page
+from requests_app.jobs.scoping import plan_operations
 from requests_app.models import (
     Approval,
     AuditEvent,
@@ -20,7 +20,7 @@ from requests_app.models import (
     PlannedDevice,
     Status,
 )
-from requests_app.scoping import plan_operations
+from requests_app.reporting import plan_view, request_page
 from tests.conftest import sign_in
 from tests.lifecycle_helpers import make_request
 

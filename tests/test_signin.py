@@ -9,7 +9,7 @@ from django.core import mail
 from django.test import Client
 from django_otp.plugins.otp_static.models import StaticToken
 
-from requests_app import roles
+from requests_app.access import roles
 from requests_app.models import AuditEvent
 from tests.conftest import PASSWORD, make_user, sign_in, totp_code, totp_device
 

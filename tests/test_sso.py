@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from requests_app import roles
+from requests_app.access import roles
 from requests_app.models import AuditEvent, ExternalIdentity
 from simulator.app import Simulator
 from simulator.server import serve

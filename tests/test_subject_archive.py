@@ -17,8 +17,9 @@ import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from requests_app import deadlines, lifecycle, roles
+from requests_app.access import roles
 from requests_app.models import Approval, Artifact, AuditEvent, Status
+from requests_app.workflow import deadlines, lifecycle
 from tests.conftest import make_user, proof_for
 from tests.lifecycle_helpers import make_request
 from tests.test_fulfilment import (

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from requests_app.models import AuditEvent
-from requests_app.timeline import ACTIONS, azure_object, describe, short_host, tone
+from requests_app.reporting.timeline import ACTIONS, azure_object, describe, short_host, tone
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED = re.compile(r"AuditEvent\.record\(\s*\"([a-z_]+)\"")

@@ -28,7 +28,7 @@ PREFIX = "dsr:noise"
 
 
 def _redis():
-    from requests_app.queues import redis_connection
+    from requests_app.jobs.queues import redis_connection
 
     return redis_connection()
 

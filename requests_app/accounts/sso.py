@@ -31,7 +31,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
-from requests_app import roles
+from requests_app.access import roles
 from requests_app.accounts import changes
 from requests_app.models import ExternalIdentity
 

@@ -27,7 +27,7 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from requests_app import roles
+from requests_app.access import roles
 from requests_app.models import AuditEvent
 
 PENDING = "dsr_pending_signin"

@@ -6,7 +6,7 @@ Officers work as a team: each sees every request. Nobody else uses the API.
 from django.db.models import Count
 from django.urls import reverse
 
-from requests_app import roles
+from requests_app.access import roles
 from requests_app.api.tokens import ApiError
 from requests_app.models import DataRequest, Operation, PlannedDevice
 

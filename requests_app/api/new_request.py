@@ -1,6 +1,6 @@
-"""A new request as the API takes it: the ``NewRequest`` schema, validated through the rules the
-intake form uses (``requests_app.intake``) and answering in the API's words: every problem is a
-sentence, by field and, for identifiers, by index (counted from 0).
+"""A new request as the API takes it: the ``NewRequest`` schema, validated through the rules
+the intake form uses (``requests_app.intake.rules``) and answering in the API's words: every
+problem is a sentence, by field and, for identifiers, by index (counted from 0).
 """
 
 import re
@@ -21,8 +21,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from requests_app import intake, models
+from requests_app import models
 from requests_app.api.schemas import KindCode, RegulationCode, checked_by, problem, said
+from requests_app.intake import rules as intake
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 SUBJECT_MAX_LENGTH = models.DataRequest._meta.get_field("subject_reference").max_length

@@ -24,7 +24,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError, core_schema
 
-from requests_app import models, regulations
+from requests_app import models
+from requests_app.workflow import regulations
 
 
 def problem(message):

@@ -10,7 +10,7 @@ import secrets
 from django.utils import timezone
 from ninja.security.http import HttpAuthBase
 
-from requests_app import roles
+from requests_app.access import roles
 from requests_app.accounts import lockout
 from requests_app.accounts.identity import client_ip
 from requests_app.models import ApiToken

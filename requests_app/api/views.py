@@ -17,7 +17,6 @@ from ninja import Status as Answer
 from ninja.errors import HttpError, ValidationError
 from ninja.parser import Parser
 
-from requests_app import intake
 from requests_app.api import new_request, schemas
 from requests_app.api.answers import (
     get_visible_request,
@@ -26,6 +25,7 @@ from requests_app.api.answers import (
     visible_requests,
 )
 from requests_app.api.tokens import ApiError, BearerToken
+from requests_app.intake import rules as intake
 from requests_app.models import IllegalTransition, Status
 
 PAGE_SIZE = 50
@@ -229,7 +229,7 @@ def get_request(request, reference: schemas.Reference):
     ),
 )
 def submit_request(request, reference: schemas.Reference):
-    from requests_app import lifecycle
+    from requests_app.workflow import lifecycle
 
     req = get_visible_request(request.auth, reference)
     if req.status != Status.DRAFT:

@@ -1,9 +1,9 @@
-"""Regulations come from the table in requests_app.regulations: the field's choices are read
-from it (a new entry needs no migration) and codes may be up to 16 characters."""
+"""Regulations come from the table in requests_app.workflow.regulations: the field's choices
+are read from it (a new entry needs no migration) and codes may be up to 16 characters."""
 
 from django.db import migrations, models
 
-import requests_app.regulations
+import requests_app.workflow.regulations
 
 
 class Migration(migrations.Migration):
@@ -15,6 +15,8 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name="datarequest",
             name="regulation",
-            field=models.CharField(choices=requests_app.regulations.choices, max_length=16),
+            field=models.CharField(
+                choices=requests_app.workflow.regulations.choices, max_length=16
+            ),
         ),
     ]

@@ -4,7 +4,8 @@ the database's copy of the signed checkpoints that anchor the chain outside the 
 An event's hash is SHA-256 over the previous hash and the event's canonical JSON, so editing,
 removing or reordering any row breaks every hash after it. Whoever can write the table could
 still rebuild a consistent chain (the hash is unkeyed) or cut its tail: signed checkpoints
-(``requests_app.checkpoints``), published where the database's owner cannot reach, catch that.
+(``requests_app.evidence.checkpoints``), published where the database's owner cannot reach,
+catch that.
 
 Appends are serialised by a lock that needs no UPDATE privilege (a PostgreSQL transaction-level
 advisory lock; SQLite's ``BEGIN IMMEDIATE`` from settings), and the previous hash is read from
@@ -201,7 +202,7 @@ def verify_chain(events=None, *, checkpoints=None):
     before anything else: the chain cannot be held against a forgery.
     """
     if checkpoints is None:
-        from requests_app.checkpoints import trusted_checkpoints
+        from requests_app.evidence.checkpoints import trusted_checkpoints
 
         checkpoints = trusted_checkpoints(latest_only=True)
     queryset = events if events is not None else AuditEvent.objects.order_by("seq")

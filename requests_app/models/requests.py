@@ -10,13 +10,13 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
-from requests_app import regulations
 from requests_app.models.audit import AuditEvent
+from requests_app.workflow import regulations
 
 # Re-exported: callers read deadlines through the model's module as they always did.
-from requests_app.regulations import add_months as add_months
-from requests_app.regulations import due_date as due_date
-from requests_app.regulations import latest_extension as latest_extension
+from requests_app.workflow.regulations import add_months as add_months
+from requests_app.workflow.regulations import due_date as due_date
+from requests_app.workflow.regulations import latest_extension as latest_extension
 
 
 class IllegalTransition(Exception):
@@ -72,7 +72,8 @@ class Kind(models.TextChoices):
 
 
 # The stored codes as constants (Regulation.GDPR == "gdpr"). Everything else about a regulation,
-# its label included, is its entry in requests_app.regulations, which the field's choices read.
+# its label included, is its entry in requests_app.workflow.regulations, which the field's
+# choices read.
 Regulation = models.TextChoices(
     "Regulation", [(code.upper(), (code, label)) for code, label in regulations.choices()]
 )

@@ -4,7 +4,7 @@
 
 from django import template
 
-from requests_app import plan_view
+from requests_app.reporting import plan_view
 
 register = template.Library()
 

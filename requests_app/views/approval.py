@@ -28,12 +28,13 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
-from requests_app import lifecycle, plan_view
 from requests_app.access import may_decide
 from requests_app.accounts import noise, twofactor
 from requests_app.accounts.identity import client_ip
 from requests_app.models import Approval, AuditEvent, DataRequest
-from requests_app.tokens import TokenRefused, read_token
+from requests_app.reporting import plan_view
+from requests_app.workflow import lifecycle
+from requests_app.workflow.tokens import TokenRefused, read_token
 
 TICKETS = "dsr_approval_tickets"
 # A session keeps at most this many open approval pages (oldest dropped first).

@@ -5,8 +5,10 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from requests_app import access, devsamples, roles
-from requests_app.forms_intake import IntakeForm
+from requests_app import access
+from requests_app.access import roles
+from requests_app.intake import samples as devsamples
+from requests_app.intake.form import IntakeForm
 
 
 @login_required

@@ -12,11 +12,14 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from requests_app import access, charts, deadlines, roles
-from requests_app import dashboard as numbers
+from requests_app import access
+from requests_app.access import roles
 from requests_app.form_fields import DateRangeForm
 from requests_app.models import DataRequest, Kind, Regulation, RequestIdentifier, Status
 from requests_app.models.requests import OPEN_STATUSES
+from requests_app.reporting import charts
+from requests_app.reporting import dashboard as numbers
+from requests_app.workflow import deadlines
 
 PAGE_SIZE = 50
 # sort parameter → ORDER BY; anything else is refused by the form (never reaches order_by).

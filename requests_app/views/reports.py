@@ -18,15 +18,16 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from requests_app import access, timeline
+from requests_app import access
 from requests_app.accounts.identity import client_ip
-from requests_app.audit_view import PAGE_SIZE, AuditFilterForm, filtered_events
-from requests_app.checkpoints import checkpoint_status
-from requests_app.docs_render import render_markdown
-from requests_app.evidence import render_evidence_pdf
+from requests_app.evidence.checkpoints import checkpoint_status
+from requests_app.evidence.report import render_evidence_pdf
 from requests_app.models import AuditEvent, DataRequest
 from requests_app.models.audit import verify_chain
-from requests_app.register import PeriodError, parse_period, register_lines
+from requests_app.reporting import timeline
+from requests_app.reporting.audit_view import PAGE_SIZE, AuditFilterForm, filtered_events
+from requests_app.reporting.docs_render import render_markdown
+from requests_app.reporting.register import PeriodError, parse_period, register_lines
 
 OFFLINE_GUIDE = Path(__file__).resolve().parents[2] / "docs" / "verify-audit-offline.md"
 

@@ -7,10 +7,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from requests_app import access, deadlines, lifecycle, plan_view, request_page, roles
+from requests_app import access
+from requests_app.access import roles
 from requests_app.accounts import twofactor
 from requests_app.accounts.identity import client_ip
-from requests_app.artifacts import artifact_path
+from requests_app.evidence.artifacts import artifact_path
 from requests_app.models import (
     Approval,
     AuditEvent,
@@ -18,7 +19,9 @@ from requests_app.models import (
     Status,
 )
 from requests_app.models.requests import FINAL_STATUSES, TRANSITIONS
-from requests_app.progress import progress_of
+from requests_app.reporting import plan_view, request_page
+from requests_app.reporting.progress import progress_of
+from requests_app.workflow import deadlines, lifecycle
 
 
 @login_required
@@ -122,7 +125,7 @@ def request_retry(request, reference):
         if req.status == Status.PLANNING:
             lifecycle.retry_scoping(req, actor=request.user)
         else:
-            from requests_app import fulfilment
+            from requests_app.jobs import fulfilment
 
             fulfilment.retry(req, actor=request.user)
 

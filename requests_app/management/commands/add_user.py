@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
 from django.db import transaction
 
-from requests_app import roles
+from requests_app.access import roles
 from requests_app.accounts import changes, twofactor
 from requests_app.accounts.identity import normalise_username
 

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from requests_app.checkpoints import keys
+from requests_app.evidence.checkpoints import keys
 
 
 class Command(BaseCommand):

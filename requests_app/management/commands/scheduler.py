@@ -5,10 +5,10 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from requests_app import checkpoints
-from requests_app.checkpoints.keys import CheckpointConfigError
-from requests_app.periodic import run_due
-from requests_app.queues import redis_connection
+from requests_app.evidence import checkpoints
+from requests_app.evidence.checkpoints.keys import CheckpointConfigError
+from requests_app.jobs.periodic import run_due
+from requests_app.jobs.queues import redis_connection
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@ naming the first broken event (or the forged checkpoint)."""
 
 from django.core.management.base import BaseCommand, CommandError
 
-from requests_app.checkpoints import trusted_checkpoints
+from requests_app.evidence.checkpoints import trusted_checkpoints
 from requests_app.models.audit import verify_chain
 
 

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from requests_app.queues import worker
+from requests_app.jobs.queues import worker
 
 
 class Command(BaseCommand):

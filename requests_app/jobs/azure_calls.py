@@ -1,0 +1,32 @@
+"""The portal's side of the Azure seam: clients for a request, every call on the audit trail."""
+
+from requests_app.azure import AzureClients, configured_targets
+from requests_app.models import AuditEvent
+
+
+def audit_hook(request):
+    """An ``on_call`` hook that appends one audit event per HTTP attempt (never bodies)."""
+
+    def record(call):
+        AuditEvent.record(
+            "azure_call",
+            request=request,
+            method=call.method,
+            host=call.host,
+            path=call.path,
+            status=call.status,
+            request_id=call.request_id,
+            tracking_id=call.tracking_id,
+            error_code=call.error_code,
+            duration_ms=call.duration_ms,
+            attempt=call.attempt,
+            outcome=call.outcome,
+        )
+
+    return record
+
+
+def clients_for(request):
+    from requests_app.jobs.queues import redis_connection
+
+    return AzureClients(configured_targets(), redis=redis_connection(), on_call=audit_hook(request))

@@ -1,0 +1,121 @@
+"""Who works on what: leases on devices and compare-and-set claims on operations.
+
+A worker claims one device at a time with a conditional UPDATE on its lease and renews it at
+every operation; it claims each operation with a compare-and-set on ``(state, attempt)`` and
+records the outcome only if it still holds that attempt. A worker that lost its lease (the
+reconciler or another worker took the device back) changes 0 rows.
+"""
+
+import os
+import socket
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from requests_app.models import Operation, PlannedDevice
+
+
+def worker_name():
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def lease_end():
+    return timezone.now() + timedelta(seconds=settings.DSR_LEASE_SECONDS)
+
+
+def claim_device(request, phase, owner):
+    """The next device with pending operations of ``phase`` whose lease is free or expired."""
+    now = timezone.now()
+    candidates = (
+        request.devices.filter(
+            Q(lease_until__isnull=True) | Q(lease_until__lt=now),
+            operations__phase__in=phase,
+            operations__state=Operation.State.PENDING,
+        )
+        .exclude(operations__phase__in=phase, operations__state=Operation.State.FAILED)
+        .distinct()
+        .order_by("position")
+        .values_list("pk", "lease_until")[:20]
+    )
+    for pk, expired in candidates:
+        claimed = PlannedDevice.objects.filter(pk=pk, lease_until=expired).update(
+            claimed_by=owner, lease_until=lease_end()
+        )
+        if claimed:
+            if expired is not None:  # a dead worker's device, taken over before the reconciler
+                from requests_app.jobs.reconcile import record_takeover
+
+                record_takeover(request, expired, now, by="worker")
+            return PlannedDevice.objects.get(pk=pk)
+    return None
+
+
+def renew_device(device, owner):
+    return PlannedDevice.objects.filter(pk=device.pk, claimed_by=owner).update(
+        lease_until=lease_end()
+    )
+
+
+def release_device(device, owner):
+    PlannedDevice.objects.filter(pk=device.pk, claimed_by=owner).update(
+        claimed_by="", lease_until=None
+    )
+
+
+def claim_operation(op, owner):
+    """pending → running with attempt + 1; None if someone else moved it first."""
+    fresh = Operation.objects.get(pk=op.pk)
+    if (
+        fresh.state == Operation.State.RUNNING
+        and fresh.lease_until
+        and (fresh.lease_until < timezone.now())
+    ):
+        # The worker that had it stopped heart-beating: take it over (outcome unknown, re-run).
+        Operation.objects.filter(
+            pk=op.pk, state=Operation.State.RUNNING, attempt=fresh.attempt
+        ).update(state=Operation.State.PENDING)
+        fresh.state = Operation.State.PENDING
+    if fresh.state != Operation.State.PENDING:
+        return None
+    attempt = fresh.attempt + 1
+    claimed = Operation.objects.filter(
+        pk=op.pk, state=Operation.State.PENDING, attempt=fresh.attempt
+    ).update(
+        state=Operation.State.RUNNING,
+        attempt=attempt,
+        claimed_by=owner,
+        lease_until=lease_end(),
+        started_at=timezone.now(),
+    )
+    if not claimed:
+        return None
+    fresh.state, fresh.attempt, fresh.claimed_by = Operation.State.RUNNING, attempt, owner
+    return fresh
+
+
+def hand_back(op):
+    """running → pending at once (not at lease expiry): its effect is unknown, so it runs again."""
+    Operation.objects.filter(pk=op.pk, state=Operation.State.RUNNING, attempt=op.attempt).update(
+        state=Operation.State.PENDING, claimed_by="", lease_until=None
+    )
+
+
+def record(op, outcome):
+    """Store the outcome only if this worker still holds the operation (same attempt)."""
+    return bool(
+        Operation.objects.filter(
+            pk=op.pk, state=Operation.State.RUNNING, attempt=op.attempt, claimed_by=op.claimed_by
+        ).update(
+            state=outcome["state"],
+            http_status=outcome.get("http_status"),
+            error_code=outcome.get("error_code") or "",
+            azure_request_id=outcome.get("request_id") or "",
+            tracking_id=outcome.get("tracking_id") or "",
+            duration_ms=outcome.get("duration_ms"),
+            message=outcome.get("message", "")[:2000],
+            finished_at=timezone.now(),
+            lease_until=None,
+        )
+    )

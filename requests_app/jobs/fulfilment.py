@@ -1,0 +1,212 @@
+"""Running an approved plan: claim a device, run its operations in order, record each outcome.
+
+The database is the truth. A worker claims one device at a time and each of its operations
+(``claims``), runs each through the operation registry (``executor``) and records the outcome;
+a worker that lost its lease writes nothing (0 rows). Several jobs for one request run side by
+side on different workers and share the Azure pacing through Redis. The phases go export →
+archive → erasure → verify; the erasure never starts before the archive is stored. Every DELETE
+that meets 404 is "already absent", so re-running anything after a crash or a timeout repeats
+no effect. The last worker out closes the request (``completion``).
+
+``run_job`` is the RQ job: its dotted path is named by jobs already queued in Redis.
+"""
+
+import logging
+import threading
+import time
+
+from django.conf import settings
+from django.db import connections, transaction
+from django.utils import timezone
+
+from requests_app.jobs import executor
+from requests_app.jobs.claims import (
+    claim_device,
+    claim_operation,
+    hand_back,
+    record,
+    release_device,
+    renew_device,
+    worker_name,
+)
+from requests_app.jobs.completion import fail, finish
+from requests_app.jobs.operations import FINISHED_STATES, UNFINISHED_STATES
+from requests_app.jobs.queues import RUN_JOB, enqueue_now, run_job_id
+from requests_app.models import DataRequest, IllegalTransition, Operation, Status
+
+log = logging.getLogger(__name__)
+
+
+# --- entry points -------------------------------------------------------------------------
+
+
+def first_job_id(request):
+    return run_job_id(request)
+
+
+def job_ids(request):
+    return [run_job_id(request, lane) for lane in range(settings.DSR_PARALLEL_JOBS + 1)]
+
+
+def start(request, parallel=None):
+    """Enqueue the jobs that run a request (also used by the reconciler)."""
+    parallel = parallel or settings.DSR_PARALLEL_JOBS
+    devices = request.devices.count()
+    jobs = max(1, min(parallel, devices))
+    DataRequest.objects.filter(pk=request.pk).update(last_enqueued_at=timezone.now())
+    for lane in range(1, jobs + 1):
+        enqueue_now(RUN_JOB, request.pk, queue="fulfilment", job_id=run_job_id(request, lane))
+
+
+def run_job(request_id):
+    """RQ job (first one enqueued on approval): fan out, then work like every sibling."""
+    request = DataRequest.objects.get(pk=request_id)
+    if request.status == Status.APPROVED:
+        try:
+            request.transition(Status.RUNNING)
+        except IllegalTransition:
+            request.refresh_from_db()
+        else:
+            start(request)
+    run_threads(request_id, settings.DSR_WORKER_THREADS)
+
+
+def run_threads(request_id, threads):
+    """Work on ``threads`` devices at once in this job. Azure calls spend most of their time
+    waiting (on the network, or on the shared pacing bucket of one hub while another is idle),
+    so one process keeps several calls in flight; the database claims keep them apart."""
+    if threads <= 1:
+        Runner(request_id).run()
+        return
+    errors = []
+
+    def work():
+        try:
+            Runner(request_id).run()
+        except Exception as exc:  # re-raised below so RQ records the job as failed
+            log.exception("fulfilment thread failed")
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    pool = [threading.Thread(target=work, daemon=True) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def retry(request, *, actor):
+    """failed → approved; failed operations go back to pending, finished ones stay finished."""
+    with transaction.atomic():
+        request.transition(Status.APPROVED, actor=actor, retry=True)
+        request.operations.filter(state=Operation.State.FAILED).update(
+            state=Operation.State.PENDING, claimed_by="", lease_until=None
+        )
+        request.devices.update(claimed_by="", lease_until=None)
+        DataRequest.objects.filter(pk=request.pk).update(failure={})
+        transaction.on_commit(
+            lambda: enqueue_now(
+                RUN_JOB, request.pk, queue="fulfilment", job_id=first_job_id(request)
+            )
+        )
+
+
+# --- the runner ---------------------------------------------------------------------------
+
+
+class Runner:
+    def __init__(self, request_id):
+        self.request_id = request_id
+        self.name = f"{worker_name()}:{threading.get_ident()}:{time.monotonic_ns()}"
+        self._clients = None
+
+    @property
+    def request(self):
+        return DataRequest.objects.get(pk=self.request_id)
+
+    def clients(self, request):
+        if self._clients is None:
+            from requests_app.jobs.azure_calls import clients_for
+
+            self._clients = clients_for(request)
+        return self._clients
+
+    def run(self):
+        while True:
+            request = self.request
+            if request.status != Status.RUNNING:
+                return
+            phase = current_phase(request)
+            if phase is None:
+                # One worker writes the certificate and closes the request; the others wait
+                # for the status to change, or for the claim to expire if that worker died (a
+                # second builder after a slow first one repeats work, never an effect).
+                if request.claim("finish_claimed_until", settings.DSR_LEASE_SECONDS):
+                    finish(request)
+                    return
+                time.sleep(0.5)
+                continue
+            if phase == "archive":
+                if not self.build_archive(request):
+                    time.sleep(0.5)
+                continue
+            device = claim_device(request, phase, self.name)
+            if device is not None:
+                self.run_device(request, device, phase)
+                continue
+            if request.operations.filter(phase__in=phase, state=Operation.State.FAILED).exists():
+                fail(request)
+                return
+            time.sleep(0.5)  # the remaining devices are leased by other workers
+
+    def build_archive(self, request):
+        """One worker builds the archive (claimed like a device); True when it is stored."""
+        from requests_app.evidence.archive import build_export_archive
+        from requests_app.evidence.store import ExportStore
+
+        if not request.claim("archive_claimed_until", settings.DSR_LEASE_SECONDS):
+            return False
+        build_export_archive(request)
+        # The archive holds the exported data now; the loose copies are not kept around.
+        ExportStore(request).discard()
+        return True
+
+    def run_device(self, request, device, phase):
+        left = device.operations.filter(phase__in=phase).exclude(state__in=FINISHED_STATES)
+        for op in left.order_by("seq"):
+            if not renew_device(device, self.name):
+                return  # lost the lease: another worker has this device now
+            if op.state == Operation.State.FAILED:
+                return  # a failed step stops this device; retry resets it
+            claimed = claim_operation(op, self.name)
+            if claimed is None:
+                return
+            try:
+                outcome = executor.execute(claimed, request, self.clients(request))
+            except Exception:
+                # Not an Azure answer (those are outcomes): hand the step back at once rather
+                # than at lease expiry; its effect is unknown, so it runs again.
+                hand_back(claimed)
+                release_device(device, self.name)
+                raise
+            if not record(claimed, outcome):
+                return
+            if outcome["state"] == Operation.State.FAILED:
+                fail(request, claimed)
+                return
+        release_device(device, self.name)
+
+
+def current_phase(request):
+    """The phase with work left: export ops, then the archive, then erasure and verify ops."""
+    unfinished = request.operations.filter(state__in=UNFINISHED_STATES)
+    if unfinished.filter(phase=Operation.Phase.EXPORT).exists():
+        return [Operation.Phase.EXPORT]
+    if request.includes_export and not request.artifacts.filter(kind="export_archive").exists():
+        return "archive"
+    if unfinished.exists():
+        return [Operation.Phase.ERASURE, Operation.Phase.VERIFY]
+    return None

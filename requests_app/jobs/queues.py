@@ -1,0 +1,110 @@
+"""The one place that talks to RQ: queues, the Redis connection, enqueue-after-commit.
+
+Jobs receive primary keys only and are serialized as JSON (RQ_QUEUES sets the serializer), so
+no personal data, device IDs or keys are ever stored in Redis. If Redis is down when a job is
+enqueued, nothing fails: the database already says what is left to do, and the reconciler
+enqueues it once Redis answers again.
+"""
+
+import logging
+
+import django_rq
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from redis.exceptions import RedisError
+from rq.job import Job
+from rq.worker import SimpleWorker
+
+log = logging.getLogger(__name__)
+
+# The portal's jobs: the function each runs and the id each gets (one job per request and
+# purpose, so enqueuing twice is harmless).
+SCOPE_JOB = "requests_app.workflow.lifecycle.scope_job"
+RUN_JOB = "requests_app.jobs.fulfilment.run_job"
+
+
+def scope_job_id(data_request):
+    return f"dsr-scope-{data_request.pk}"
+
+
+def run_job_id(data_request, lane=0):
+    return f"dsr-run-{data_request.pk}-{lane}"
+
+
+# The only functions a portal worker runs. RQ would import and call whatever a job names, so
+# anyone able to write to Redis could run code in the process that holds the Azure secrets;
+# the worker refuses everything else (and any argument that is not a primary key).
+ALLOWED_JOBS = frozenset({SCOPE_JOB, RUN_JOB})
+
+
+class JobRefused(Exception):
+    """A job that names a function (or arguments) the portal never enqueues."""
+
+
+class PortalJob(Job):
+    """RQ's job, run only when it is one of ALLOWED_JOBS called with primary keys."""
+
+    def _execute(self):
+        if self.func_name in settings.DSR_WORKER_EXTRA_JOBS:
+            return super()._execute()
+        if self.func_name not in ALLOWED_JOBS:
+            log.error("refused job %s: %r is not a portal job function", self.id, self.func_name)
+            raise JobRefused(f"{self.func_name!r} is not one of the portal's job functions")
+        if self.kwargs or not all(
+            isinstance(a, int) and not isinstance(a, bool) for a in self.args
+        ):
+            log.error("refused job %s: arguments are not primary keys", self.id)
+            raise JobRefused("job arguments must be primary keys (integers)")
+        return super()._execute()
+
+
+def redis_connection():
+    return django_rq.get_connection("default")
+
+
+def get_queue(name="default"):
+    return django_rq.get_queue(name)
+
+
+def enqueue_now(func_path, *args, queue="default", job_id=None, timeout=None):
+    """Enqueue immediately; returns the job, or None when Redis cannot be reached."""
+    try:
+        return get_queue(queue).enqueue(
+            func_path,
+            *args,
+            job_id=job_id,
+            job_timeout=timeout or settings.DSR_JOB_TIMEOUT,
+            result_ttl=600,
+            failure_ttl=7 * 24 * 3600,
+        )
+    except RedisError as exc:
+        log.warning("Redis unavailable, %s left for the reconciler: %s", func_path, exc)
+        return None
+
+
+def enqueue_on_commit(func_path, *args, queue="default", job_id=None):
+    """Enqueue once the surrounding transaction commits (never for rolled-back work)."""
+    transaction.on_commit(lambda: enqueue_now(func_path, *args, queue=queue, job_id=job_id))
+
+
+class PortalWorker(SimpleWorker):
+    """Runs jobs in the worker process itself (no fork, so Django's connections stay sane) and
+    finishes the current job on SIGTERM, as RQ's warm shutdown does."""
+
+    def perform_job(self, job, queue, *args, **kwargs):
+        close_old_connections()
+        try:
+            return super().perform_job(job, queue, *args, **kwargs)
+        finally:
+            close_old_connections()
+
+
+def worker(name=None):
+    queues = [get_queue(queue_name) for queue_name in settings.RQ_QUEUE_NAMES]
+    return PortalWorker(
+        queues,
+        name=name,
+        connection=queues[0].connection,
+        serializer=queues[0].serializer,
+        job_class=PortalJob,
+    )

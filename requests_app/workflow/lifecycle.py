@@ -1,0 +1,196 @@
+"""What happens to a request between intake and fulfilment: submit, plan, approve or reject,
+cancel. Views and the API call these; each one is a transaction with its audit events."""
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from requests_app.access import Refusal, may_decide, roles
+from requests_app.azure import AzureError, TargetsError
+from requests_app.jobs.queues import RUN_JOB, SCOPE_JOB, enqueue_on_commit, run_job_id, scope_job_id
+from requests_app.models import Approval, AuditEvent, DataRequest, IllegalTransition, Status
+from requests_app.workflow import emails
+from requests_app.workflow.tokens import approval_url
+
+log = logging.getLogger(__name__)
+
+
+# An approval or rejection that may not be recorded (access.may_decide says why).
+DecisionRefused = Refusal
+
+
+def submit(request, *, actor):
+    """draft → planning, and the scoping job goes on the queue once this commits."""
+    with transaction.atomic():
+        request.transition(Status.PLANNING, actor=actor)
+        enqueue_on_commit(SCOPE_JOB, request.pk, job_id=scope_job_id(request))
+    return request
+
+
+def retry_scoping(request, *, actor):
+    with transaction.atomic():
+        if request.status != Status.PLANNING or not request.scoping_error:
+            raise IllegalTransition(f"{request.reference} has no failed plan to retry")
+        request.transition(Status.PLANNING, actor=actor, retry=True)
+        enqueue_on_commit(SCOPE_JOB, request.pk, job_id=scope_job_id(request))
+    return request
+
+
+def cancel(request, *, actor, reason):
+    if not reason.strip():
+        raise ValueError("A reason is required to cancel a request.")
+    with transaction.atomic():
+        request.transition(Status.CANCELLED, actor=actor, reason=reason)
+        DataRequest.objects.filter(pk=request.pk).update(cancel_reason=reason)
+        request.cancel_reason = reason
+    return request
+
+
+def scope_job(request_id):
+    """RQ job: look everything up, store the plan, ask the approvers."""
+    from requests_app.jobs.azure_calls import clients_for
+    from requests_app.jobs.scoping import build_plan
+
+    request = DataRequest.objects.get(pk=request_id)
+    if request.status != Status.PLANNING:
+        return
+    if not request.claim("scoping_claimed_until", settings.DSR_LEASE_SECONDS):
+        return  # another worker is planning it right now
+
+    def heartbeat():
+        DataRequest.objects.filter(pk=request.pk).update(
+            scoping_claimed_until=timezone.now() + timedelta(seconds=settings.DSR_LEASE_SECONDS)
+        )
+
+    try:
+        clients = clients_for(request)
+        version = build_plan(request, clients, heartbeat=heartbeat)
+    except (AzureError, TargetsError, OSError) as exc:
+        message = f"{exc.__class__.__name__}: {exc}"
+        DataRequest.objects.filter(pk=request.pk).update(
+            scoping_error=message, scoping_claimed_until=None
+        )
+        AuditEvent.record("scoping_failed", request=request, error=message)
+        return
+    finally:
+        request.release("scoping_claimed_until")
+    with transaction.atomic():
+        request.refresh_from_db()
+        request.transition(
+            Status.AWAITING_APPROVAL,
+            plan_version=version,
+            devices=request.devices.count(),
+            operations=request.operations.count(),
+        )
+    AuditEvent.record("plan_stored", request=request, plan_version=version)
+    notify_approvers(request)
+
+
+def approvers_for(request):
+    User = get_user_model()  # noqa: N806
+    return (
+        User.objects.filter(groups__name=roles.APPROVER, is_active=True)
+        .exclude(pk=request.created_by_id)
+        .order_by("username")
+    )
+
+
+def notify_approvers(request, *, actor=None, reminder=False):
+    """Email every approver who has not decided on this plan version yet."""
+    decided = set(
+        request.approvals.filter(plan_version=request.plan_version).values_list(
+            "approver_id", flat=True
+        )
+    )
+    sent = 0
+    for approver in approvers_for(request):
+        if approver.pk in decided or not approver.email:
+            continue
+        url = approval_url(request, approver)
+        sent += emails.approval_requested(request, approver, url, reminder=reminder)
+    if actor is not None:
+        AuditEvent.record("approval_emails_resent", actor=actor, request=request, sent=sent)
+    return sent
+
+
+def decide(
+    request, *, approver, decision, proof, via, plan_version, reason="", ip=None, user_agent=""
+):
+    """Record one approver's decision. ``proof`` is what the approver's session shows
+    (accounts.twofactor.proof_of): access.may_decide refuses a decision without the approver's
+    own signed-in session and second factor (and, for an erasure, a recent sign-in).
+    Serialised on the request row, so two approvals racing for the last slot cannot both win,
+    and the status moves exactly once."""
+    reason = (reason or "").strip()
+    if decision == Approval.Decision.REJECTED and not reason:
+        raise DecisionRefused("reason_required", "A reason is required to reject.", 400)
+    with transaction.atomic():
+        locked = DataRequest.objects.select_for_update().get(pk=request.pk)
+        problem = may_decide(approver, locked, plan_version=plan_version, proof=proof)
+        if problem is None:
+            approval = _record_decision(
+                locked, approver, decision, reason, via, plan_version, proof, ip, user_agent
+            )
+    if problem is not None:
+        # Outside the transaction: the refusal stays on record although nothing else does.
+        AuditEvent.record(
+            "decision_refused",
+            actor=approver,
+            request=request,
+            reason=problem.reason,
+            via=via,
+            ip=ip,
+        )
+        raise problem
+    request.refresh_from_db()
+    return approval
+
+
+def _record_decision(locked, approver, decision, reason, via, plan_version, proof, ip, user_agent):
+    """The decision's rows and events, inside decide()'s transaction on the locked request."""
+    actor_kind = "user"  # signed in either way; ``via`` says whether it came from the email
+    approval = Approval.objects.create(
+        request=locked,
+        approver=approver,
+        approver_name=approver.get_username(),
+        plan_version=plan_version,
+        decision=decision,
+        reason=reason,
+        via=via,
+        ip=ip,
+        user_agent=(user_agent or "")[:300],
+        second_factor=proof.second_factor,
+        signed_in_at=datetime.fromtimestamp(proof.signed_in_at, UTC),
+    )
+    AuditEvent.record(
+        f"request_{decision}",
+        actor=approver,
+        actor_kind=actor_kind,
+        request=locked,
+        via=via,
+        ip=ip,
+        user_agent=(user_agent or "")[:300],
+        plan_version=plan_version,
+        reason=reason,
+        second_factor=proof.second_factor,
+        signed_in_at=approval.signed_in_at.isoformat(),
+    )
+    if decision == Approval.Decision.REJECTED:
+        DataRequest.objects.filter(pk=locked.pk).update(rejection_reason=reason)
+        locked.transition(Status.REJECTED, actor=approver, actor_kind=actor_kind)
+        transaction.on_commit(lambda: emails.request_rejected(locked, approval))
+    else:
+        approved = (
+            locked.approvals.filter(plan_version=plan_version, decision=Approval.Decision.APPROVED)
+            .values("approver")
+            .distinct()
+            .count()
+        )
+        if approved >= locked.approvals_required:
+            locked.transition(Status.APPROVED, actor=approver, actor_kind=actor_kind)
+            enqueue_on_commit(RUN_JOB, locked.pk, queue="fulfilment", job_id=run_job_id(locked))
+    return approval
