@@ -95,3 +95,21 @@ def test_the_worker_refuses_jobs_the_portal_never_enqueues(redis_db, tmp_path):
         job.refresh()
         assert job.get_status() == "failed"
         assert "JobRefused" in job.latest_result().exc_string
+
+
+@pytest.mark.django_db(transaction=True)
+def test_jobs_queued_under_the_old_paths_still_run(redis_db, officer):
+    """Jobs enqueued before the move to folders name requests_app.lifecycle.scope_job and
+    requests_app.fulfilment.run_job: they still run (for one release)."""
+    from requests_app.jobs.queues import worker
+    from requests_app.models import Status
+    from tests.lifecycle_helpers import make_request
+
+    request = make_request(officer, ["reg-1"])
+    request.transition(Status.PLANNING, actor=officer)
+    old = get_queue("default").enqueue("requests_app.lifecycle.scope_job", request.pk)
+    also = get_queue("fulfilment").enqueue("requests_app.fulfilment.run_job", request.pk)
+    worker(name=f"legacy-{os.getpid()}").work(burst=True, with_scheduler=False)
+    for job in (old, also):
+        job.refresh()
+        assert job.get_status() == "finished", job.latest_result().exc_string

@@ -34,7 +34,10 @@ def run_job_id(data_request, lane=0):
 # The only functions a portal worker runs. RQ would import and call whatever a job names, so
 # anyone able to write to Redis could run code in the process that holds the Azure secrets;
 # the worker refuses everything else (and any argument that is not a primary key).
-ALLOWED_JOBS = frozenset({SCOPE_JOB, RUN_JOB})
+# The paths of before the move to folders, for jobs still queued (requests_app/lifecycle.py and
+# requests_app/fulfilment.py re-export them): one release, then these go.
+LEGACY_JOBS = frozenset({"requests_app.lifecycle.scope_job", "requests_app.fulfilment.run_job"})
+ALLOWED_JOBS = frozenset({SCOPE_JOB, RUN_JOB}) | LEGACY_JOBS
 
 
 class JobRefused(Exception):
