@@ -129,7 +129,7 @@ def test_a_certificate_asks_for_a_checkpoint_without_the_key(evidence, auditor, 
     events(2)
     assert checkpoints.checkpoint_if_requested() is None  # nobody asked
     settings.DSR_AUDIT_SIGNING_KEY_FILE = "/nonexistent"  # the worker has no key
-    request_event = checkpoints.request_checkpoint("certificate", request="DSR-2026-0001")
+    request_event = checkpoints.request_checkpoint("certificate", data_request="DSR-2026-0001")
     assert (request_event.action, request_event.request_ref) == (
         "audit_checkpoint_requested",
         "DSR-2026-0001",

@@ -70,9 +70,9 @@ class ArchiveError(Exception):
     """The stored export cannot be archived as it is (a file changed after it was recorded)."""
 
 
-def build_export_archive(request):
+def build_export_archive(data_request):
     """Build ``<reference>-export.zip`` and create or replace its ``Artifact``; returns it."""
-    store = ExportStore(request)
+    store = ExportStore(data_request)
     generated = timezone.now()
     tmp_dir = Path(settings.DSR_DATA_DIR) / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -80,13 +80,17 @@ def build_export_archive(request):
     def write(fh):
         with (
             io.BytesIO() as readme,
-            tempfile.TemporaryFile(dir=tmp_dir, prefix=f"{request.reference}-") as hist,
+            tempfile.TemporaryFile(dir=tmp_dir, prefix=f"{data_request.reference}-") as hist,
         ):
             made = [
-                _made_entry("README.txt", "readme", readme, _readme_chunks(request, generated)),
-                _made_entry("history.json", "history", hist, _history_chunks(request, generated)),
+                _made_entry(
+                    "README.txt", "readme", readme, _readme_chunks(data_request, generated)
+                ),
+                _made_entry(
+                    "history.json", "history", hist, _history_chunks(data_request, generated)
+                ),
             ]
-            manifest = _manifest_chunks(request, store, generated, made)
+            manifest = _manifest_chunks(data_request, store, generated, made)
             with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
                 _copy_into(zf, "README.txt", generated, readme)
                 _write_member(zf, "manifest.json", generated, manifest)
@@ -95,9 +99,9 @@ def build_export_archive(request):
                     _copy_member(zf, entry, generated)
 
     return store_artifact(
-        request,
+        data_request,
         Artifact.Kind.EXPORT_ARCHIVE,
-        f"{request.reference}-export.zip",
+        f"{data_request.reference}-export.zip",
         "application/zip",
         write,
     )
@@ -188,24 +192,24 @@ def _made_entry(path, document, fh, chunks):
 
 
 # --- manifest --------------------------------------------------------------------------------
-def request_summary(request):
+def request_summary(data_request):
     """The request as the archive states it (the archive is made while it is running, so it
     gives no status: history.json says how far it had come)."""
     return {
-        "reference": request.reference,
-        "kind": request.kind,
-        "regulation": request.regulation,
-        "received": iso(request.received_at),
-        "due": iso(request.due_at),
-        "extended_until": iso(request.extended_until),
-        "approved": iso(request.approved_at),
+        "reference": data_request.reference,
+        "kind": data_request.kind,
+        "regulation": data_request.regulation,
+        "received": iso(data_request.received_at),
+        "due": iso(data_request.due_at),
+        "extended_until": iso(data_request.extended_until),
+        "approved": iso(data_request.approved_at),
     }
 
 
-def targets(request):
+def targets(data_request):
     """The hosts read, by hostname only: never endpoints, credentials or policies. A hub that
     is not configured (an unreachable identifier) was never called, so it is not listed."""
-    devices = PlannedDevice.objects.filter(request=request, state=PlannedDevice.State.FOUND)
+    devices = PlannedDevice.objects.filter(request=data_request, state=PlannedDevice.State.FOUND)
     names = {"dps": set(), "iothub": set()}
     for dps, hub in devices.values_list("dps", "hub").distinct().iterator():
         if dps:
@@ -215,9 +219,9 @@ def targets(request):
     return {kind: sorted(hosts) for kind, hosts in names.items()}
 
 
-def unresolved(request, state):
+def unresolved(data_request, state):
     """Plan entries in ``state`` (not found / unreachable), streamed."""
-    rows = PlannedDevice.objects.filter(request=request, state=state).order_by("position")
+    rows = PlannedDevice.objects.filter(request=data_request, state=state).order_by("position")
     for device in rows.iterator(chunk_size=500):
         yield {
             "registration_id": device.registration_id,
@@ -228,7 +232,7 @@ def unresolved(request, state):
         }
 
 
-def _manifest_chunks(request, store, generated, made):
+def _manifest_chunks(data_request, store, generated, made):
     stored = (
         {
             "path": entry["path"],
@@ -249,9 +253,9 @@ def _manifest_chunks(request, store, generated, made):
     manifest = {
         "format": "dsr-portal export archive, version 2",
         "generated": generated.isoformat(),
-        "request": request_summary(request),
-        "approvals": subject_approvals(request),
-        "targets": targets(request),
+        "request": request_summary(data_request),
+        "approvals": subject_approvals(data_request),
+        "targets": targets(data_request),
         "api_versions": {"dps": DPS_API_VERSION, "iothub": HUB_API_VERSION},
         # Every file of the archive but this one: the portal's own files, then the documents.
         "files": itertools.chain(made, stored),
@@ -261,8 +265,8 @@ def _manifest_chunks(request, store, generated, made):
             "credentials, not personal data; their values were replaced before storage.",
             "redactions": redactions,
         },
-        "not_found": unresolved(request, PlannedDevice.State.NOT_FOUND),
-        "unreachable": unresolved(request, PlannedDevice.State.UNREACHABLE),
+        "not_found": unresolved(data_request, PlannedDevice.State.NOT_FOUND),
+        "unreachable": unresolved(data_request, PlannedDevice.State.UNREACHABLE),
         "not_reachable_by_portal": not_reachable(),
         "history": "history.json",
     }
@@ -271,8 +275,8 @@ def _manifest_chunks(request, store, generated, made):
 
 
 # --- history -------------------------------------------------------------------------------
-def _history_chunks(request, generated):
-    yield from json_chunks(history(request, generated))
+def _history_chunks(data_request, generated):
+    yield from json_chunks(history(data_request, generated))
     yield "\n"
 
 
@@ -281,15 +285,15 @@ def _wrap(text, first, rest):
     return textwrap.fill(text, width=88, initial_indent=first, subsequent_indent=rest) + "\n"
 
 
-def _readme_chunks(request, generated):
-    yield f"Export archive for data subject request {request.reference}\n"
+def _readme_chunks(data_request, generated):
+    yield f"Export archive for data subject request {data_request.reference}\n"
     yield "=" * 72 + "\n\n"
     yield (
         "This archive holds what Azure IoT Hub Device Provisioning Service (DPS) and Azure IoT\n"
         "Hub stored about the devices named in the request, exported read-only by the DSR\n"
         "portal, and the history of the request up to the time the archive was generated.\n\n"
     )
-    yield from _readme_request(request, generated)
+    yield from _readme_request(data_request, generated)
     yield from _readme_files()
     yield README_NOTES
     yield "Not reachable by the portal (to be handled by the tenant)\n"
@@ -300,13 +304,15 @@ def _readme_chunks(request, generated):
     yield README_CHECKS
 
 
-def _readme_request(request, generated):
-    summary = request_summary(request)
-    approved_by = ", ".join(f"{a['approver']} ({a['time']})" for a in subject_approvals(request))
+def _readme_request(data_request, generated):
+    summary = request_summary(data_request)
+    approved_by = ", ".join(
+        f"{a['approver']} ({a['time']})" for a in subject_approvals(data_request)
+    )
     yield "The request\n-----------\n"
-    yield f"  Reference:   {request.reference}\n"
-    yield f"  Kind:        {request.get_kind_display()}\n"
-    yield f"  Regulation:  {request.get_regulation_display()}\n"
+    yield f"  Reference:   {data_request.reference}\n"
+    yield f"  Kind:        {data_request.get_kind_display()}\n"
+    yield f"  Regulation:  {data_request.get_regulation_display()}\n"
     yield f"  Received:    {summary['received']}\n"
     yield f"  Due:         {summary['extended_until'] or summary['due']}\n"
     yield f"  Approved:    {summary['approved'] or '-'}\n"

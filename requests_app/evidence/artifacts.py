@@ -17,8 +17,8 @@ from requests_app.evidence.store import check_reference, sha256_file
 from requests_app.models import Artifact, AuditEvent, DataRequest
 
 
-def artifact_dir(request):
-    return Path(settings.DSR_DATA_DIR) / "artifacts" / check_reference(request.reference)
+def artifact_dir(data_request):
+    return Path(settings.DSR_DATA_DIR) / "artifacts" / check_reference(data_request.reference)
 
 
 def artifact_path(artifact):
@@ -30,7 +30,7 @@ def artifact_path(artifact):
     return path
 
 
-def store_artifact(request, kind, filename, content_type, write_fn):
+def store_artifact(data_request, kind, filename, content_type, write_fn):
     """Build an artifact with ``write_fn(fileobj)`` (a binary file open for writing, seekable),
     then hash it, move it into place and create or replace the request's row of that kind.
 
@@ -41,9 +41,9 @@ def store_artifact(request, kind, filename, content_type, write_fn):
     data_dir = Path(settings.DSR_DATA_DIR)
     tmp_dir = data_dir / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    target_dir = artifact_dir(request)
+    target_dir = artifact_dir(data_request)
     target_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix=f"{request.reference}-", suffix=".part")
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix=f"{data_request.reference}-", suffix=".part")
     try:
         with os.fdopen(fd, "w+b") as fh:
             write_fn(fh)
@@ -54,10 +54,10 @@ def store_artifact(request, kind, filename, content_type, write_fn):
         relpath = target.relative_to(data_dir).as_posix()
         with transaction.atomic():
             # Serialise builds of one request so the file on disk and its row always agree.
-            DataRequest.objects.select_for_update().filter(pk=request.pk).first()
+            DataRequest.objects.select_for_update().filter(pk=data_request.pk).first()
             os.replace(tmp, target)
             artifact, _ = Artifact.objects.update_or_create(
-                request=request,
+                request=data_request,
                 kind=kind,
                 defaults={
                     "path": relpath,
@@ -69,7 +69,7 @@ def store_artifact(request, kind, filename, content_type, write_fn):
             )
             AuditEvent.record(
                 "artifact_created",
-                request=request,
+                request=data_request,
                 kind=kind,
                 filename=filename,
                 sha256=sha256,

@@ -49,39 +49,39 @@ class Certificate:
     pdf: bytes
 
 
-def build_certificate(request, *, status=None, completed=None):
+def build_certificate(data_request, *, status=None, completed=None):
     """Render and store the certificate: ``(json_artifact, pdf_artifact)``. Without ``status``
     and ``completed`` it states the request's recorded outcome (it must have one)."""
-    return store_certificate(request, render_certificate(request, status, completed))
+    return store_certificate(data_request, render_certificate(data_request, status, completed))
 
 
-def render_certificate(request, status=None, completed=None):
+def render_certificate(data_request, status=None, completed=None):
     """Everything that takes time (reading every operation, the PDF), touching nothing."""
     from requests_app.evidence.certificate_pdf import render_pdf
 
-    status = status or request.status
-    completed = completed or request.completed_at
+    status = status or data_request.status
+    completed = completed or data_request.completed_at
     if status not in OUTCOMES or completed is None:
-        raise ValueError(f"{request.reference} has no final outcome to certify yet")
-    content = certificate_content(request, status, completed)
+        raise ValueError(f"{data_request.reference} has no final outcome to certify yet")
+    content = certificate_content(data_request, status, completed)
     body = canonical_json(content)
     json_sha256 = hashlib.sha256(body).hexdigest()
     return Certificate(content, body, json_sha256, render_pdf(content, json_sha256))
 
 
-def store_certificate(request, certificate):
+def store_certificate(data_request, certificate):
     """Store both files (each moved into place, with its row and audit event)."""
     json_artifact = store_artifact(
-        request,
+        data_request,
         Artifact.Kind.CERTIFICATE_JSON,
-        f"{request.reference}-certificate.json",
+        f"{data_request.reference}-certificate.json",
         "application/json",
         lambda fh: fh.write(certificate.body),
     )
     pdf_artifact = store_artifact(
-        request,
+        data_request,
         Artifact.Kind.CERTIFICATE_PDF,
-        f"{request.reference}-certificate.pdf",
+        f"{data_request.reference}-certificate.pdf",
         "application/pdf",
         lambda fh: fh.write(certificate.pdf),
     )
@@ -191,7 +191,7 @@ def device_result(device, ops, verified):
     return "already_absent"
 
 
-def device_record(request, device, ops):
+def device_record(data_request, device, ops):
     verification = [
         {
             "action": op.action,
@@ -223,12 +223,12 @@ def device_record(request, device, ops):
         "result_label": RESULTS[result],
         "verified": verified,
         "verification": verification,
-        "retained": retained_records(request, device, ops),
+        "retained": retained_records(data_request, device, ops),
         "operations": [operation_record(op) for op in ops],
     }
 
 
-def retained_records(request, device, ops):
+def retained_records(data_request, device, ops):
     """Data deliberately (or necessarily) kept for this device, with the reason."""
     ids = {"registration_id": device.registration_id, "device_id": device.device_id}
     kept = []
@@ -249,7 +249,7 @@ def retained_records(request, device, ops):
             )
     if device.enrollment == "group" and device.group_id:
         why = "The group serves other devices; it does not name this device."
-        if not request.block_reprovisioning:
+        if not data_request.block_reprovisioning:
             why += " Re-provisioning was not blocked (as the request asked): the device could "
             why += "provision again through the group."
         kept.append(
@@ -274,10 +274,10 @@ def retained_records(request, device, ops):
     return kept
 
 
-def approval_records(request):
+def approval_records(data_request):
     """Who approved and when (usernames: the certificate is the organisation's evidence;
     where they approved from stays in the evidence report and the audit trail)."""
-    rows = Approval.objects.filter(request=request, decision=Approval.Decision.APPROVED)
+    rows = Approval.objects.filter(request=data_request, decision=Approval.Decision.APPROVED)
     return [
         {
             "approver": row.approver_name,
@@ -290,20 +290,20 @@ def approval_records(request):
     ]
 
 
-def request_record(request):
+def request_record(data_request):
     return {
-        "reference": request.reference,
-        "kind": request.kind,
-        "kind_label": request.get_kind_display(),
-        "regulation": request.regulation,
-        "regulation_label": request.get_regulation_display(),
-        "subject_reference": request.subject_reference,
-        "received": iso(request.received_at),
-        "due": iso(request.due_at),
-        "extended_until": iso(request.extended_until),
-        "extension_reason": request.extension_reason,
-        "approved": iso(request.approved_at),
-        "started": iso(request.started_at),
+        "reference": data_request.reference,
+        "kind": data_request.kind,
+        "kind_label": data_request.get_kind_display(),
+        "regulation": data_request.regulation,
+        "regulation_label": data_request.get_regulation_display(),
+        "subject_reference": data_request.subject_reference,
+        "received": iso(data_request.received_at),
+        "due": iso(data_request.due_at),
+        "extended_until": iso(data_request.extended_until),
+        "extension_reason": data_request.extension_reason,
+        "approved": iso(data_request.approved_at),
+        "started": iso(data_request.started_at),
     }
 
 
@@ -322,14 +322,16 @@ def step_records(counts):
     ]
 
 
-def certificate_content(request, status, completed):
+def certificate_content(data_request, status, completed):
     ops_by_device, counts = {}, Counter()
-    for op in Operation.objects.filter(request=request).order_by("seq").iterator(chunk_size=1000):
+    for op in (
+        Operation.objects.filter(request=data_request).order_by("seq").iterator(chunk_size=1000)
+    ):
         ops_by_device.setdefault(op.device_id, []).append(op)
         counts[(op.action, op.state)] += 1
     devices = [
-        device_record(request, device, ops_by_device.get(device.pk, []))
-        for device in PlannedDevice.objects.filter(request=request).order_by("position")
+        device_record(data_request, device, ops_by_device.get(device.pk, []))
+        for device in PlannedDevice.objects.filter(request=data_request).order_by("position")
     ]
     results = Counter(device["result"] for device in devices)
     ok, count, head, problem = verify_chain()
@@ -339,10 +341,10 @@ def certificate_content(request, status, completed):
         "status": str(status),
         "status_label": Status(status).label,
         "completed": iso(completed),
-        "request": request_record(request),
+        "request": request_record(data_request),
         "summary": {"devices": len(devices), **{result: results[result] for result in RESULTS}},
         "steps": step_records(counts),
-        "approvals": approval_records(request),
+        "approvals": approval_records(data_request),
         "devices": devices,
         "not_reachable_by_portal": not_reachable(),
         "audit_chain": {"ok": ok, "events": count, "head_hash": head, "problem": problem},

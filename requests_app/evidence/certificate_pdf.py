@@ -34,9 +34,9 @@ def readable(value):
 
 
 def render_pdf(content, json_sha256):
-    request = content["request"]
-    pdf = PortalPdf(f"{request['reference']} - deletion certificate - JSON SHA-256 {json_sha256}")
-    heading, line = start_document(pdf, f"Deletion certificate {request['reference']}")
+    reference = content["request"]["reference"]
+    pdf = PortalPdf(f"{reference} - deletion certificate - JSON SHA-256 {json_sha256}")
+    heading, line = start_document(pdf, f"Deletion certificate {reference}")
     _summary(pdf, heading, line, content)
     _devices(pdf, heading, content)
     _steps(pdf, heading, content)
@@ -59,10 +59,10 @@ def outcome_sentence(content):
 
 
 def _summary(pdf, heading, line, content):
-    request = content["request"]
-    heading(f"Deletion certificate - {request['reference']}", 16)
+    data_request = content["request"]
+    heading(f"Deletion certificate - {data_request['reference']}", 16)
     line(
-        f"{request['regulation_label']} request: {request['kind_label']}. Issued "
+        f"{data_request['regulation_label']} request: {data_request['kind_label']}. Issued "
         f"{readable(content['generated'])} by the DSR portal."
     )
     heading(f"Outcome: {content['status_label']}", 14)
@@ -70,16 +70,16 @@ def _summary(pdf, heading, line, content):
     line(outcome_sentence(content))
     heading("The request")
     fields = (
-        ("Reference", request["reference"]),
-        ("Regulation", request["regulation_label"]),
-        ("Request", request["kind_label"]),
-        ("Subject reference", request["subject_reference"]),
-        ("Received", request["received"]),
-        ("Due", request["due"]),
-        ("Extended until", request["extended_until"]),
-        ("Extension reason", request["extension_reason"]),
-        ("Approved", readable(request["approved"])),
-        ("Fulfilment started", readable(request["started"])),
+        ("Reference", data_request["reference"]),
+        ("Regulation", data_request["regulation_label"]),
+        ("Request", data_request["kind_label"]),
+        ("Subject reference", data_request["subject_reference"]),
+        ("Received", data_request["received"]),
+        ("Due", data_request["due"]),
+        ("Extended until", data_request["extended_until"]),
+        ("Extension reason", data_request["extension_reason"]),
+        ("Approved", readable(data_request["approved"])),
+        ("Fulfilment started", readable(data_request["started"])),
         ("Completed", readable(content["completed"])),
         ("Outcome", content["status_label"]),
     )

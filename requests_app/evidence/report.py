@@ -22,10 +22,10 @@ from requests_app.models import Approval, Artifact, AuditEvent, Operation
 from requests_app.models.audit import verify_chain
 
 
-def certificate_json(request):
+def certificate_json(data_request):
     """The stored certificate JSON as a dict, or None (none, unreadable, not an object)."""
     certificate = Artifact.objects.filter(
-        request=request, kind=Artifact.Kind.CERTIFICATE_JSON
+        request=data_request, kind=Artifact.Kind.CERTIFICATE_JSON
     ).first()
     if certificate is None:
         return None
@@ -37,26 +37,30 @@ def certificate_json(request):
     return content if isinstance(content, dict) else None
 
 
-def chain_head_at_completion(request):
+def chain_head_at_completion(data_request):
     """``(source, events, head_hash)`` for the chain when the request was completed, or None.
 
     Taken from the certificate JSON when there is one (it recorded the chain it verified),
     otherwise from the last audit event written up to ``completed_at``.
     """
-    chain = (certificate_json(request) or {}).get("audit_chain")
+    chain = (certificate_json(data_request) or {}).get("audit_chain")
     if isinstance(chain, dict) and chain.get("head_hash"):
         return ("deletion certificate", chain.get("events"), chain["head_hash"])
-    if not request.completed_at:
+    if not data_request.completed_at:
         return None
-    last = AuditEvent.objects.filter(created_at__lte=request.completed_at).order_by("-seq").first()
+    last = (
+        AuditEvent.objects.filter(created_at__lte=data_request.completed_at)
+        .order_by("-seq")
+        .first()
+    )
     if last is None:
         return None
     return (f"last audit event at completion (#{last.seq})", last.seq, last.hash)
 
 
-def _checkpoints(request, heading, line):
+def _checkpoints(data_request, heading, line):
     heading("Audit checkpoint")
-    certificate = certificate_json(request)
+    certificate = certificate_json(data_request)
     if certificate is not None and "audit_checkpoint" in certificate:
         line("The deletion certificate was anchored to:")
         for text in checkpoint_lines(certificate["audit_checkpoint"]):
@@ -66,47 +70,47 @@ def _checkpoints(request, heading, line):
         line(text, 4)
 
 
-def render_evidence_pdf(request):
+def render_evidence_pdf(data_request):
     """The report as PDF bytes."""
     generated = timezone.localtime().isoformat(timespec="seconds")
-    pdf = PortalPdf(f"{request.reference} - evidence report generated {generated}")
-    heading, line = start_document(pdf, f"Evidence report {request.reference}")
+    pdf = PortalPdf(f"{data_request.reference} - evidence report generated {generated}")
+    heading, line = start_document(pdf, f"Evidence report {data_request.reference}")
 
-    heading(f"Evidence report - {request.reference}", 16)
+    heading(f"Evidence report - {data_request.reference}", 16)
     line(f"Generated {generated}")
     for section in (_summary, _approvals, _operations, _artifacts, _audit_chain, _timeline):
-        section(request, heading, line)
+        section(data_request, heading, line)
     return bytes(pdf.output())
 
 
-def _summary(request, heading, line):
+def _summary(data_request, heading, line):
     heading("Summary")
     for label, value in (
-        ("Reference", request.reference),
-        ("Kind", request.get_kind_display()),
-        ("Regulation", request.get_regulation_display()),
-        ("Subject reference", request.subject_reference),
-        ("Received via", request.created_via),
-        ("Created by", request.created_by.get_username()),
-        ("Received", request.received_at.isoformat()),
-        ("Due", request.due_at.isoformat()),
-        ("Extended until", request.extended_until and request.extended_until.isoformat()),
-        ("Extension reason", request.extension_reason),
-        ("Approved", request.approved_at and local_time(request.approved_at)),
-        ("Started", request.started_at and local_time(request.started_at)),
-        ("Completed", request.completed_at and local_time(request.completed_at)),
-        ("Outcome", request.get_status_display()),
-        ("Rejection reason", request.rejection_reason),
-        ("Cancellation reason", request.cancel_reason),
-        ("Failure", request.failure and json.dumps(request.failure, sort_keys=True)),
+        ("Reference", data_request.reference),
+        ("Kind", data_request.get_kind_display()),
+        ("Regulation", data_request.get_regulation_display()),
+        ("Subject reference", data_request.subject_reference),
+        ("Received via", data_request.created_via),
+        ("Created by", data_request.created_by.get_username()),
+        ("Received", data_request.received_at.isoformat()),
+        ("Due", data_request.due_at.isoformat()),
+        ("Extended until", data_request.extended_until and data_request.extended_until.isoformat()),
+        ("Extension reason", data_request.extension_reason),
+        ("Approved", data_request.approved_at and local_time(data_request.approved_at)),
+        ("Started", data_request.started_at and local_time(data_request.started_at)),
+        ("Completed", data_request.completed_at and local_time(data_request.completed_at)),
+        ("Outcome", data_request.get_status_display()),
+        ("Rejection reason", data_request.rejection_reason),
+        ("Cancellation reason", data_request.cancel_reason),
+        ("Failure", data_request.failure and json.dumps(data_request.failure, sort_keys=True)),
     ):
         if value:
             line(f"{label}: {value}")
 
 
-def _approvals(request, heading, line):
+def _approvals(data_request, heading, line):
     heading("Approvals")
-    approvals = Approval.objects.filter(request=request).order_by("created_at", "pk")
+    approvals = Approval.objects.filter(request=data_request).order_by("created_at", "pk")
     if not approvals:
         line("No approval decisions recorded.")
     for row in approvals:
@@ -117,10 +121,10 @@ def _approvals(request, heading, line):
         )
 
 
-def _operations(request, heading, line):
+def _operations(data_request, heading, line):
     """Every operation, then the verification GETs again with what they found."""
     heading("Operations")
-    operations = Operation.objects.filter(request=request).order_by("seq")
+    operations = Operation.objects.filter(request=data_request).order_by("seq")
     verify = []
     count = 0
     for op in operations.iterator(chunk_size=1000):
@@ -154,9 +158,9 @@ def _operations(request, heading, line):
         )
 
 
-def _artifacts(request, heading, line):
+def _artifacts(data_request, heading, line):
     heading("Artifacts")
-    artifacts = Artifact.objects.filter(request=request).order_by("kind")
+    artifacts = Artifact.objects.filter(request=data_request).order_by("kind")
     if not artifacts:
         line("None.")
     for artifact in artifacts:
@@ -167,9 +171,9 @@ def _artifacts(request, heading, line):
         line(f"SHA-256 {artifact.sha256}", 4)
 
 
-def _audit_chain(request, heading, line):
+def _audit_chain(data_request, heading, line):
     heading("Audit chain")
-    at_completion = chain_head_at_completion(request)
+    at_completion = chain_head_at_completion(data_request)
     if at_completion is None:
         line("At completion: the request is not completed.")
     else:
@@ -180,12 +184,12 @@ def _audit_chain(request, heading, line):
         f"At report time: {'verified' if ok else 'BROKEN - ' + str(problem)}, "
         f"{events} events, head {head}"
     )
-    _checkpoints(request, heading, line)
+    _checkpoints(data_request, heading, line)
 
 
-def _timeline(request, heading, line):
+def _timeline(data_request, heading, line):
     heading("Timeline (audit events of this request)")
-    timeline = AuditEvent.objects.filter(request_ref=request.reference).order_by("seq")
+    timeline = AuditEvent.objects.filter(request_ref=data_request.reference).order_by("seq")
     for event in timeline.iterator(chunk_size=1000):
         details = json.dumps(event.details, sort_keys=True, ensure_ascii=False)
         line(

@@ -129,8 +129,8 @@ def _folders():
 class ExportStore:
     """The exported documents of one request, as files on disk with an index entry each."""
 
-    def __init__(self, request):
-        self.reference = check_reference(request.reference)
+    def __init__(self, data_request):
+        self.reference = check_reference(data_request.reference)
         self.root = Path(settings.DSR_DATA_DIR) / "work" / self.reference
         self.devices_dir = self.root / "devices"
 

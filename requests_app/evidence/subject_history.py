@@ -47,46 +47,46 @@ STATUSES = {
 }
 
 
-def approver_numbers(request):
+def approver_numbers(data_request):
     """``{approver user id: "Approver N"}``, numbered by each approver's first decision."""
     numbers = {}
-    rows = Approval.objects.filter(request=request).order_by("created_at", "pk")
+    rows = Approval.objects.filter(request=data_request).order_by("created_at", "pk")
     for approver_id in rows.values_list("approver_id", flat=True):
         numbers.setdefault(approver_id, f"Approver {len(numbers) + 1}")
     return numbers
 
 
-def subject_approvals(request):
+def subject_approvals(data_request):
     """The approvals as the subject sees them: pseudonym and time, nothing else."""
-    numbers = approver_numbers(request)
-    rows = Approval.objects.filter(request=request, decision=Approval.Decision.APPROVED)
+    numbers = approver_numbers(data_request)
+    rows = Approval.objects.filter(request=data_request, decision=Approval.Decision.APPROVED)
     return [
         {"approver": numbers[row.approver_id], "time": _time(row.created_at)}
         for row in rows.order_by("created_at", "pk")
     ]
 
 
-def history(request, generated):
+def history(data_request, generated):
     """The whole document; ``events`` is an iterator, for ``json_stream.json_chunks`` to stream."""
     return {
         "format": FORMAT,
-        "request": request.reference,
+        "request": data_request.reference,
         "generated": _time(generated),
         "about": ABOUT,
-        "events": events(request),
+        "events": events(data_request),
     }
 
 
-def events(request):
+def events(data_request):
     """Every entry, oldest first: the date received, then the request's allow-listed audit
     events merged by time with the devices' finished operations."""
     yield {
-        "date": request.received_at.isoformat(),
+        "date": data_request.received_at.isoformat(),
         "event": "received",
         "description": "The request was received.",
     }
     merged = heapq.merge(
-        _request_events(request), _operation_events(request), key=lambda pair: pair[0]
+        _request_events(data_request), _operation_events(data_request), key=lambda pair: pair[0]
     )
     for when, entry in merged:
         yield {"time": _time(when), **entry}
@@ -141,19 +141,19 @@ EVENTS = {
 }
 
 
-def _request_events(request):
-    numbers = approver_numbers(request)
-    rows = AuditEvent.objects.filter(request_ref=request.reference, action__in=list(EVENTS))
+def _request_events(data_request):
+    numbers = approver_numbers(data_request)
+    rows = AuditEvent.objects.filter(request_ref=data_request.reference, action__in=list(EVENTS))
     for event in rows.order_by("seq").iterator(chunk_size=500):
         entry = EVENTS[event.action](event, numbers)
         if entry is not None:
             yield event.created_at, entry
 
 
-def _operation_events(request):
+def _operation_events(data_request):
     rows = (
         Operation.objects.filter(
-            request=request, state__in=list(OUTCOMES), finished_at__isnull=False
+            request=data_request, state__in=list(OUTCOMES), finished_at__isnull=False
         )
         .select_related("device")
         .only(

@@ -333,7 +333,7 @@ def create_request(
     if not isinstance(received_at, date):
         raise TypeError("received_at must be a date")
     with transaction.atomic():
-        request = DataRequest.objects.create(
+        data_request = DataRequest.objects.create(
             reference=ReferenceCounter.next_reference(received_at.year),
             kind=kind,
             regulation=regulation,
@@ -349,7 +349,7 @@ def create_request(
         RequestIdentifier.objects.bulk_create(
             (
                 RequestIdentifier(
-                    request=request,
+                    request=data_request,
                     line=identifier.line,
                     registration_id=identifier.registration_id,
                     device_id=identifier.device_id,
@@ -363,10 +363,10 @@ def create_request(
         AuditEvent.record(
             "request_created",
             actor=user,
-            request=request,
+            request=data_request,
             via=via,
             identifiers=len(identifiers),
             kind=kind,
             regulation=regulation,
         )
-    return request
+    return data_request

@@ -4,13 +4,13 @@ from requests_app.azure import AzureClients, configured_targets
 from requests_app.models import AuditEvent
 
 
-def audit_hook(request):
+def audit_hook(data_request):
     """An ``on_call`` hook that appends one audit event per HTTP attempt (never bodies)."""
 
     def record(call):
         AuditEvent.record(
             "azure_call",
-            request=request,
+            request=data_request,
             method=call.method,
             host=call.host,
             path=call.path,
@@ -26,7 +26,9 @@ def audit_hook(request):
     return record
 
 
-def clients_for(request):
+def clients_for(data_request):
     from requests_app.jobs.queues import redis_connection
 
-    return AzureClients(configured_targets(), redis=redis_connection(), on_call=audit_hook(request))
+    return AzureClients(
+        configured_targets(), redis=redis_connection(), on_call=audit_hook(data_request)
+    )

@@ -25,11 +25,11 @@ def lease_end():
     return timezone.now() + timedelta(seconds=settings.DSR_LEASE_SECONDS)
 
 
-def claim_device(request, phase, owner):
+def claim_device(data_request, phase, owner):
     """The next device with pending operations of ``phase`` whose lease is free or expired."""
     now = timezone.now()
     candidates = (
-        request.devices.filter(
+        data_request.devices.filter(
             Q(lease_until__isnull=True) | Q(lease_until__lt=now),
             operations__phase__in=phase,
             operations__state=Operation.State.PENDING,
@@ -47,7 +47,7 @@ def claim_device(request, phase, owner):
             if expired is not None:  # a dead worker's device, taken over before the reconciler
                 from requests_app.jobs.reconcile import record_takeover
 
-                record_takeover(request, expired, now, by="worker")
+                record_takeover(data_request, expired, now, by="worker")
             return PlannedDevice.objects.get(pk=pk)
     return None
 

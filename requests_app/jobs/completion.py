@@ -11,11 +11,11 @@ from requests_app.models import AuditEvent, DataRequest, Operation, PlannedDevic
 from requests_app.workflow import emails
 
 
-def fail(request, op=None):
+def fail(data_request, op=None):
     if op is not None:
         # Re-read: the caller's copy predates record(), so its status/code/message are empty.
         op = Operation.objects.select_related("device").get(pk=op.pk)
-    op = op or request.operations.filter(state=Operation.State.FAILED).order_by("seq").first()
+    op = op or data_request.operations.filter(state=Operation.State.FAILED).order_by("seq").first()
     failure = {}
     if op is not None:
         failure = {
@@ -28,27 +28,27 @@ def fail(request, op=None):
             "message": op.message,
         }
     with transaction.atomic():
-        current = DataRequest.objects.select_for_update().get(pk=request.pk)
+        current = DataRequest.objects.select_for_update().get(pk=data_request.pk)
         if current.status != Status.RUNNING:
             return
-        DataRequest.objects.filter(pk=request.pk).update(failure=failure)
+        DataRequest.objects.filter(pk=data_request.pk).update(failure=failure)
         current.failure = failure
         # Under its own key: the failure has an "action" field, which would collide with
         # AuditEvent.record's own ``action`` argument (TypeError, request stuck in running).
         current.transition(Status.FAILED, failure=failure)
-    emails.request_finished(DataRequest.objects.get(pk=request.pk))
+    emails.request_finished(DataRequest.objects.get(pk=data_request.pk))
 
 
-def final_status(request):
+def final_status(data_request):
     """``(status, issues)`` once every operation has finished: completed with issues when a
     device's hub is not configured or an operation was skipped (both left for a person)."""
-    issues = request.devices.filter(state=PlannedDevice.State.UNREACHABLE).count() + (
-        request.operations.filter(state=Operation.State.SKIPPED).count()
+    issues = data_request.devices.filter(state=PlannedDevice.State.UNREACHABLE).count() + (
+        data_request.operations.filter(state=Operation.State.SKIPPED).count()
     )
     return (Status.COMPLETED_WITH_ISSUES if issues else Status.COMPLETED), issues
 
 
-def finish(request):
+def finish(data_request):
     """Every operation finished: decide the outcome, issue the certificate that states it (an
     erasure), then give the request that status. Only the finisher that commits sends the email.
 
@@ -74,15 +74,15 @@ def finish(request):
     The request's ``completed_at`` is set to the time the certificate states (``transition``
     stamps its own "now", seconds later after a large certificate), in the same transaction.
     """
-    status, issues = final_status(request)
+    status, issues = final_status(data_request)
     completed = timezone.now()
     certificate = None
-    if request.includes_erasure:
+    if data_request.includes_erasure:
         from requests_app.evidence.certificate import render_certificate
 
-        certificate = render_certificate(request, status, completed)
+        certificate = render_certificate(data_request, status, completed)
     with transaction.atomic():
-        taken = DataRequest.objects.filter(pk=request.pk, status=Status.RUNNING).update(
+        taken = DataRequest.objects.filter(pk=data_request.pk, status=Status.RUNNING).update(
             finish_claimed_until=lease_end()
         )
         if not taken:
@@ -90,15 +90,15 @@ def finish(request):
         if certificate is not None:
             from requests_app.evidence.certificate import store_certificate
 
-            store_certificate(request, certificate)
-        request.transition(status, issues=issues, completed=completed.isoformat())
-        DataRequest.objects.filter(pk=request.pk).update(completed_at=completed)
-        request.completed_at = completed
-        AuditEvent.record("request_finished", request=request, status=status)
+            store_certificate(data_request, certificate)
+        data_request.transition(status, issues=issues, completed=completed.isoformat())
+        DataRequest.objects.filter(pk=data_request.pk).update(completed_at=completed)
+        data_request.completed_at = completed
+        AuditEvent.record("request_finished", request=data_request, status=status)
         if certificate is not None:
             # The scheduler signs a checkpoint covering this certificate soon (it holds the
             # key; the worker only asks).
             from requests_app.evidence.checkpoints import request_checkpoint
 
-            request_checkpoint("certificate", request=request)
-    emails.request_finished(DataRequest.objects.get(pk=request.pk))
+            request_checkpoint("certificate", data_request=data_request)
+    emails.request_finished(DataRequest.objects.get(pk=data_request.pk))

@@ -24,7 +24,7 @@ def outcome_of(response, state, message=""):
     }
 
 
-def execute(op, request, clients):
+def execute(op, data_request, clients):
     """Run one operation through the Azure client; returns its outcome."""
     entry = OPERATIONS[op.action]
     try:
@@ -45,5 +45,5 @@ def execute(op, request, clients):
     if entry.document and state == Operation.State.DONE:
         source = {"host": op.host, "path": op.path, "api_version": API_VERSIONS[entry.target]}
         name = entry.document_name(op.module_id)
-        ExportStore(request).write(op.device.label, name, response.data, source=source)
+        ExportStore(data_request).write(op.device.label, name, response.data, source=source)
     return outcome_of(response, state, message)

@@ -40,34 +40,36 @@ log = logging.getLogger(__name__)
 # --- entry points -------------------------------------------------------------------------
 
 
-def first_job_id(request):
-    return run_job_id(request)
+def first_job_id(data_request):
+    return run_job_id(data_request)
 
 
-def job_ids(request):
-    return [run_job_id(request, lane) for lane in range(settings.DSR_PARALLEL_JOBS + 1)]
+def job_ids(data_request):
+    return [run_job_id(data_request, lane) for lane in range(settings.DSR_PARALLEL_JOBS + 1)]
 
 
-def start(request, parallel=None):
+def start(data_request, parallel=None):
     """Enqueue the jobs that run a request (also used by the reconciler)."""
     parallel = parallel or settings.DSR_PARALLEL_JOBS
-    devices = request.devices.count()
+    devices = data_request.devices.count()
     jobs = max(1, min(parallel, devices))
-    DataRequest.objects.filter(pk=request.pk).update(last_enqueued_at=timezone.now())
+    DataRequest.objects.filter(pk=data_request.pk).update(last_enqueued_at=timezone.now())
     for lane in range(1, jobs + 1):
-        enqueue_now(RUN_JOB, request.pk, queue="fulfilment", job_id=run_job_id(request, lane))
+        enqueue_now(
+            RUN_JOB, data_request.pk, queue="fulfilment", job_id=run_job_id(data_request, lane)
+        )
 
 
 def run_job(request_id):
     """RQ job (first one enqueued on approval): fan out, then work like every sibling."""
-    request = DataRequest.objects.get(pk=request_id)
-    if request.status == Status.APPROVED:
+    data_request = DataRequest.objects.get(pk=request_id)
+    if data_request.status == Status.APPROVED:
         try:
-            request.transition(Status.RUNNING)
+            data_request.transition(Status.RUNNING)
         except IllegalTransition:
-            request.refresh_from_db()
+            data_request.refresh_from_db()
         else:
-            start(request)
+            start(data_request)
     run_threads(request_id, settings.DSR_WORKER_THREADS)
 
 
@@ -98,18 +100,18 @@ def run_threads(request_id, threads):
         raise errors[0]
 
 
-def retry(request, *, actor):
+def retry(data_request, *, actor):
     """failed → approved; failed operations go back to pending, finished ones stay finished."""
     with transaction.atomic():
-        request.transition(Status.APPROVED, actor=actor, retry=True)
-        request.operations.filter(state=Operation.State.FAILED).update(
+        data_request.transition(Status.APPROVED, actor=actor, retry=True)
+        data_request.operations.filter(state=Operation.State.FAILED).update(
             state=Operation.State.PENDING, claimed_by="", lease_until=None
         )
-        request.devices.update(claimed_by="", lease_until=None)
-        DataRequest.objects.filter(pk=request.pk).update(failure={})
+        data_request.devices.update(claimed_by="", lease_until=None)
+        DataRequest.objects.filter(pk=data_request.pk).update(failure={})
         transaction.on_commit(
             lambda: enqueue_now(
-                RUN_JOB, request.pk, queue="fulfilment", job_id=first_job_id(request)
+                RUN_JOB, data_request.pk, queue="fulfilment", job_id=first_job_id(data_request)
             )
         )
 
@@ -124,57 +126,59 @@ class Runner:
         self._clients = None
 
     @property
-    def request(self):
+    def data_request(self):
         return DataRequest.objects.get(pk=self.request_id)
 
-    def clients(self, request):
+    def clients(self, data_request):
         if self._clients is None:
             from requests_app.jobs.azure_calls import clients_for
 
-            self._clients = clients_for(request)
+            self._clients = clients_for(data_request)
         return self._clients
 
     def run(self):
         while True:
-            request = self.request
-            if request.status != Status.RUNNING:
+            data_request = self.data_request
+            if data_request.status != Status.RUNNING:
                 return
-            phase = current_phase(request)
+            phase = current_phase(data_request)
             if phase is None:
                 # One worker writes the certificate and closes the request; the others wait
                 # for the status to change, or for the claim to expire if that worker died (a
                 # second builder after a slow first one repeats work, never an effect).
-                if request.claim("finish_claimed_until", settings.DSR_LEASE_SECONDS):
-                    finish(request)
+                if data_request.claim("finish_claimed_until", settings.DSR_LEASE_SECONDS):
+                    finish(data_request)
                     return
                 time.sleep(0.5)
                 continue
             if phase == "archive":
-                if not self.build_archive(request):
+                if not self.build_archive(data_request):
                     time.sleep(0.5)
                 continue
-            device = claim_device(request, phase, self.name)
+            device = claim_device(data_request, phase, self.name)
             if device is not None:
-                self.run_device(request, device, phase)
+                self.run_device(data_request, device, phase)
                 continue
-            if request.operations.filter(phase__in=phase, state=Operation.State.FAILED).exists():
-                fail(request)
+            if data_request.operations.filter(
+                phase__in=phase, state=Operation.State.FAILED
+            ).exists():
+                fail(data_request)
                 return
             time.sleep(0.5)  # the remaining devices are leased by other workers
 
-    def build_archive(self, request):
+    def build_archive(self, data_request):
         """One worker builds the archive (claimed like a device); True when it is stored."""
         from requests_app.evidence.archive import build_export_archive
         from requests_app.evidence.store import ExportStore
 
-        if not request.claim("archive_claimed_until", settings.DSR_LEASE_SECONDS):
+        if not data_request.claim("archive_claimed_until", settings.DSR_LEASE_SECONDS):
             return False
-        build_export_archive(request)
+        build_export_archive(data_request)
         # The archive holds the exported data now; the loose copies are not kept around.
-        ExportStore(request).discard()
+        ExportStore(data_request).discard()
         return True
 
-    def run_device(self, request, device, phase):
+    def run_device(self, data_request, device, phase):
         left = device.operations.filter(phase__in=phase).exclude(state__in=FINISHED_STATES)
         for op in left.order_by("seq"):
             if not renew_device(device, self.name):
@@ -185,7 +189,7 @@ class Runner:
             if claimed is None:
                 return
             try:
-                outcome = executor.execute(claimed, request, self.clients(request))
+                outcome = executor.execute(claimed, data_request, self.clients(data_request))
             except Exception:
                 # Not an Azure answer (those are outcomes): hand the step back at once rather
                 # than at lease expiry; its effect is unknown, so it runs again.
@@ -195,17 +199,20 @@ class Runner:
             if not record(claimed, outcome):
                 return
             if outcome["state"] == Operation.State.FAILED:
-                fail(request, claimed)
+                fail(data_request, claimed)
                 return
         release_device(device, self.name)
 
 
-def current_phase(request):
+def current_phase(data_request):
     """The phase with work left: export ops, then the archive, then erasure and verify ops."""
-    unfinished = request.operations.filter(state__in=UNFINISHED_STATES)
+    unfinished = data_request.operations.filter(state__in=UNFINISHED_STATES)
     if unfinished.filter(phase=Operation.Phase.EXPORT).exists():
         return [Operation.Phase.EXPORT]
-    if request.includes_export and not request.artifacts.filter(kind="export_archive").exists():
+    if (
+        data_request.includes_export
+        and not data_request.artifacts.filter(kind="export_archive").exists()
+    ):
         return "archive"
     if unfinished.exists():
         return [Operation.Phase.ERASURE, Operation.Phase.VERIFY]

@@ -59,24 +59,24 @@ VERIFIED_DISABLED = Outcome(_verify_disabled, done="Verified disabled")
 
 
 # --- which devices get an operation ------------------------------------------------------------
-def individual(device, request):
+def individual(device, data_request):
     return device.enrollment == "individual"
 
 
-def group(device, request):
+def group(device, data_request):
     return device.enrollment == "group"
 
 
-def blocked_group(device, request):
+def blocked_group(device, data_request):
     """A group device whose request asks to stop it provisioning again."""
-    return device.enrollment == "group" and request.block_reprovisioning
+    return device.enrollment == "group" and data_request.block_reprovisioning
 
 
-def registered(device, request):
+def registered(device, data_request):
     return device.has_registration
 
 
-def on_hub(device, request):
+def on_hub(device, data_request):
     """The device exists on a configured hub."""
     return device.has_device and device.state == PlannedDevice.State.FOUND
 
@@ -156,9 +156,9 @@ class AzureOperation:
     description: str = ""  # that document in README.txt and manifest.json
     retains: tuple = ()  # (what, why) the certificate lists as kept once it is done
 
-    def module_ids(self, device, request):
+    def module_ids(self, device, data_request):
         """The module IDs to plan it for ("" for a device-level operation); [] if none."""
-        if not self.when(device, request):
+        if not self.when(device, data_request):
             return []
         return list(device.modules) if self.per_module else [""]
 

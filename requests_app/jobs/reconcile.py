@@ -42,20 +42,20 @@ def release_expired_leases(now=None):
             last_renewal[row["request_id"]] = max(row["until"], seen or row["until"])
     ops = expired_ops.update(state=Operation.State.PENDING, claimed_by="", lease_until=None)
     devices = expired_devices.update(claimed_by="", lease_until=None)
-    for request in DataRequest.objects.filter(pk__in=last_renewal):
-        record_takeover(request, last_renewal[request.pk], now, by="reconciler")
+    for data_request in DataRequest.objects.filter(pk__in=last_renewal):
+        record_takeover(data_request, last_renewal[data_request.pk], now, by="reconciler")
     return ops, devices
 
 
-def record_takeover(request, lease_until, now, *, by):
+def record_takeover(data_request, lease_until, now, *, by):
     """Put a lost worker on the request's timeline: when its work was taken back (by the
     reconciler, or by another worker claiming the expired lease first) and how long it stood
     still, from the dead worker's last renewal (lease_until − DSR_LEASE_SECONDS) to now."""
     lease = timedelta(seconds=settings.DSR_LEASE_SECONDS)
     AuditEvent.record(
         "work_resumed",
-        request=request,
-        status=request.status,
+        request=data_request,
+        status=data_request.status,
         by=by,
         lease_expired_at=lease_until.isoformat(),
         lost_seconds=round((now - (lease_until - lease)).total_seconds()),
@@ -74,14 +74,14 @@ def has_live_job(job_ids):
     return False
 
 
-def has_live_lease(request, now):
+def has_live_lease(data_request, now):
     return (
         any(
             until is not None and until >= now
-            for until in (request.archive_claimed_until, request.finish_claimed_until)
+            for until in (data_request.archive_claimed_until, data_request.finish_claimed_until)
         )
-        or request.devices.filter(lease_until__gte=now).exists()
-        or request.operations.filter(lease_until__gte=now).exists()
+        or data_request.devices.filter(lease_until__gte=now).exists()
+        or data_request.operations.filter(lease_until__gte=now).exists()
     )
 
 
@@ -92,37 +92,45 @@ def reconcile():
     recent = now - timedelta(seconds=settings.DSR_LEASE_SECONDS)
     enqueued = 0
     try:
-        for request in DataRequest.objects.filter(status__in=[Status.APPROVED, Status.RUNNING]):
-            if has_live_lease(request, now) or (
-                request.last_enqueued_at and request.last_enqueued_at > recent
+        for data_request in DataRequest.objects.filter(
+            status__in=[Status.APPROVED, Status.RUNNING]
+        ):
+            if has_live_lease(data_request, now) or (
+                data_request.last_enqueued_at and data_request.last_enqueued_at > recent
             ):
                 continue
-            if has_live_job(fulfilment.job_ids(request)):
+            if has_live_job(fulfilment.job_ids(data_request)):
                 continue
-            if request.status == Status.APPROVED:
+            if data_request.status == Status.APPROVED:
                 enqueue_now(
                     RUN_JOB,
-                    request.pk,
+                    data_request.pk,
                     queue="fulfilment",
-                    job_id=fulfilment.first_job_id(request),
+                    job_id=fulfilment.first_job_id(data_request),
                 )
-                DataRequest.objects.filter(pk=request.pk).update(last_enqueued_at=now)
+                DataRequest.objects.filter(pk=data_request.pk).update(last_enqueued_at=now)
             else:
-                fulfilment.start(request)
-            AuditEvent.record("reconciler_enqueued", request=request, status=request.status)
+                fulfilment.start(data_request)
+            AuditEvent.record(
+                "reconciler_enqueued", request=data_request, status=data_request.status
+            )
             enqueued += 1
         planning = DataRequest.objects.filter(status=Status.PLANNING, scoping_error="").filter(
             Q(last_enqueued_at__isnull=True) | Q(last_enqueued_at__lt=recent)
         )
-        for request in planning:
-            claimed = request.scoping_claimed_until and request.scoping_claimed_until >= now
-            if claimed or request.updated_at > recent:
+        for data_request in planning:
+            claimed = (
+                data_request.scoping_claimed_until and data_request.scoping_claimed_until >= now
+            )
+            if claimed or data_request.updated_at > recent:
                 continue
-            if has_live_job([scope_job_id(request)]):
+            if has_live_job([scope_job_id(data_request)]):
                 continue
-            enqueue_now(SCOPE_JOB, request.pk, job_id=scope_job_id(request))
-            DataRequest.objects.filter(pk=request.pk).update(last_enqueued_at=now)
-            AuditEvent.record("reconciler_enqueued", request=request, status=request.status)
+            enqueue_now(SCOPE_JOB, data_request.pk, job_id=scope_job_id(data_request))
+            DataRequest.objects.filter(pk=data_request.pk).update(last_enqueued_at=now)
+            AuditEvent.record(
+                "reconciler_enqueued", request=data_request, status=data_request.status
+            )
             enqueued += 1
     except RedisError as exc:
         log.warning("reconciler: Redis unavailable (%s); will try again next period", exc)

@@ -37,9 +37,9 @@ class Finding:
         self.state = PlannedDevice.State.FOUND
         self.note = ""
 
-    def planned_device(self, request, position):
+    def planned_device(self, data_request, position):
         return PlannedDevice(
-            request=request,
+            request=data_request,
             identifier=self.identifier,
             position=position,
             registration_id=self.registration_id,
@@ -131,27 +131,29 @@ def look_up_hub(found, clients):
         found.modules = sorted(m.get("moduleId", "") for m in (modules.data or []))
 
 
-def plan_operations(request, devices):
+def plan_operations(data_request, devices):
     """The plan's Operation rows (not saved), numbered: every device's export reads, then every
     device's erasure and its verification, each device's in registry order (``operations``)."""
     phases = []
-    if request.includes_export:
+    if data_request.includes_export:
         phases.append((Operation.Phase.EXPORT,))
-    if request.includes_erasure:
+    if data_request.includes_erasure:
         phases.append((Operation.Phase.ERASURE, Operation.Phase.VERIFY))
     planned = []
     for group in phases:
         entries = [entry for phase in group for entry in operations.in_phase(phase)]
         for device in devices:
             for entry in entries:
-                for module_id in entry.module_ids(device, request):
-                    planned.append(_operation(request, device, entry, module_id, len(planned) + 1))
+                for module_id in entry.module_ids(device, data_request):
+                    planned.append(
+                        _operation(data_request, device, entry, module_id, len(planned) + 1)
+                    )
     return planned
 
 
-def _operation(request, device, entry, module_id, seq):
+def _operation(data_request, device, entry, module_id, seq):
     return Operation(
-        request=request,
+        request=data_request,
         device=device,
         seq=seq,
         phase=entry.phase,
@@ -163,10 +165,10 @@ def _operation(request, device, entry, module_id, seq):
     )
 
 
-def plan_version(request, devices, planned):
+def plan_version(data_request, devices, planned):
     content = {
-        "kind": request.kind,
-        "block_reprovisioning": request.block_reprovisioning,
+        "kind": data_request.kind,
+        "block_reprovisioning": data_request.block_reprovisioning,
         "devices": [
             [
                 d.position,
@@ -189,31 +191,31 @@ def plan_version(request, devices, planned):
     return hashlib.sha256(encoded).hexdigest()
 
 
-def build_plan(request, clients, heartbeat=None):
+def build_plan(data_request, clients, heartbeat=None):
     """Look everything up (read-only), then store devices and operations in one transaction.
     Returns the plan version. ``heartbeat`` is called every few seconds (the caller's claim)."""
     group_indexes = {}
     findings = []
     beat = time.monotonic()
-    for identifier in request.identifiers.all():
+    for identifier in data_request.identifiers.all():
         findings.append(look_up(identifier, clients, group_indexes))
         if heartbeat is not None and time.monotonic() - beat > 5:
             heartbeat()
             beat = time.monotonic()
     with transaction.atomic():
-        request.operations.all().delete()
-        request.devices.all().delete()
+        data_request.operations.all().delete()
+        data_request.devices.all().delete()
         devices = [
-            found.planned_device(request, position)
+            found.planned_device(data_request, position)
             for position, found in enumerate(findings, start=1)
         ]
         PlannedDevice.objects.bulk_create(devices)
-        devices = list(request.devices.order_by("position"))
-        planned = plan_operations(request, devices)
+        devices = list(data_request.devices.order_by("position"))
+        planned = plan_operations(data_request, devices)
         Operation.objects.bulk_create(planned, batch_size=1000)
-        version = plan_version(request, devices, planned)
-        request.plan_version = version
-        request.plan_ready_at = timezone.now()
-        request.scoping_error = ""
-        request.save(update_fields=["plan_version", "plan_ready_at", "scoping_error"])
+        version = plan_version(data_request, devices, planned)
+        data_request.plan_version = version
+        data_request.plan_ready_at = timezone.now()
+        data_request.scoping_error = ""
+        data_request.save(update_fields=["plan_version", "plan_ready_at", "scoping_error"])
     return version

@@ -71,8 +71,8 @@ def device_counts(requests):
         .annotate(n=Count("id"))
         .values_list("request_id", "n")
     )
-    for request in requests:
-        request.device_count = found.get(request.pk, 0)
+    for data_request in requests:
+        data_request.device_count = found.get(data_request.pk, 0)
     return requests
 
 
@@ -86,9 +86,9 @@ def progress_percents(requests):
         .annotate(total=Count("id"), done=Count("id", filter=Q(state__in=FINISHED_STATES)))
     )
     found = {row["request_id"]: row for row in rows}
-    for request in requests:
-        row = found.get(request.pk)
-        request.percent = round(100 * row["done"] / row["total"]) if row else 0
+    for data_request in requests:
+        row = found.get(data_request.pk)
+        data_request.percent = round(100 * row["done"] / row["total"]) if row else 0
     return requests
 
 

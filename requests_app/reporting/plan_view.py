@@ -103,7 +103,7 @@ def phase_heading(phase, total, finished, request_status):
     return future
 
 
-def device_outcome(counts, request):
+def device_outcome(counts, data_request):
     """(outcome key, words, tone) for one device, from its row of ``_device_counts``."""
     device = counts
     if device["state"] == PlannedDevice.State.NOT_FOUND:
@@ -117,15 +117,15 @@ def device_outcome(counts, request):
             key = "unreachable"
         elif counts["skipped"]:
             key = "skipped"
-        elif not request.includes_erasure:
+        elif not data_request.includes_erasure:
             key = "exported"
         elif counts["erasure"] and counts["erasure_absent"] == counts["erasure"]:
             key = "already_absent"
         else:
-            key = "exported_erased" if request.includes_export else "erased"
+            key = "exported_erased" if data_request.includes_export else "erased"
     elif counts["finished"] or counts["running"]:
         key = "running"
-    elif request.status in FINAL_STATUSES:
+    elif data_request.status in FINAL_STATUSES:
         key = "not_run"
     elif device["state"] == PlannedDevice.State.UNREACHABLE:
         key = "unreachable"
@@ -133,17 +133,17 @@ def device_outcome(counts, request):
         key = "planned"
     words, tone = OUTCOMES[key]
     if key == "running":
-        verb = "stopped" if request.status == Status.FAILED else "in progress"
+        verb = "stopped" if data_request.status == Status.FAILED else "in progress"
         words = f"{verb}: {counts['finished']} of {counts['total']} done"
     if key == "planned":
-        words = _planned_words(request)
+        words = _planned_words(data_request)
     return key, words, tone
 
 
-def _planned_words(request):
-    if request.includes_export and request.includes_erasure:
+def _planned_words(data_request):
+    if data_request.includes_export and data_request.includes_erasure:
         return "will be exported, then deleted"
-    return "will be deleted" if request.includes_erasure else "will be exported"
+    return "will be deleted" if data_request.includes_erasure else "will be exported"
 
 
 @dataclass
@@ -185,7 +185,7 @@ class DeviceView:
 
 @dataclass
 class PlanView:
-    request: object
+    data_request: object
     ready: bool
     device_total: int
     operation_total: int
@@ -203,10 +203,10 @@ class PlanView:
         return bool(self.outcome_filter or self.search)
 
 
-def _device_counts(request):
+def _device_counts(data_request):
     """Every device (id, state, position) with its operation counts: one grouped query."""
     return list(
-        PlannedDevice.objects.filter(request=request)
+        PlannedDevice.objects.filter(request=data_request)
         .order_by("position")
         .values("id", "state", "position", "registration_id", "device_id")
         .annotate(
@@ -223,10 +223,10 @@ def _device_counts(request):
     )
 
 
-def _summary(request):
+def _summary(data_request):
     """Counts per phase, operation and host: one grouped query."""
     rows = (
-        Operation.objects.filter(request=request)
+        Operation.objects.filter(request=data_request)
         .order_by()
         .values("phase", "action", "host")
         .annotate(**state_counts())
@@ -249,7 +249,7 @@ def _summary(request):
         result.append(
             {
                 "phase": phase,
-                "heading": phase_heading(phase, total, finished, request.status),
+                "heading": phase_heading(phase, total, finished, data_request.status),
                 "ongoing": 0 < finished < total,
                 "total": total,
                 "finished": finished,
@@ -277,7 +277,7 @@ def _matching(counts, outcomes, outcome_filter, search):
     ]
 
 
-def _device_views(request, ids, outcomes, plan_size):
+def _device_views(data_request, ids, outcomes, plan_size):
     """The DeviceViews of one page of devices, each with its rows: two queries."""
     by_id = {d.pk: d for d in PlannedDevice.objects.filter(pk__in=ids)}
     views = {}
@@ -297,28 +297,28 @@ def _device_views(request, ids, outcomes, plan_size):
                 op=op,
                 name=operation_name(op.action, op.module_id),
                 call=f"{op.method} {short_host(op.host)}{op.path}",
-                result=operation_result(op, request.status),
+                result=operation_result(op, data_request.status),
                 tone=result_tone(op.state),
             )
         )
     return [views[pk] for pk in ids]
 
 
-def _outcome_counts(request, tally):
+def _outcome_counts(data_request, tally):
     """``[(key, words, tone, count)]`` in OUTCOMES order, for the outcomes some device has."""
     return [
-        (key, OUTCOMES[key][0] if key != "planned" else _planned_words(request), tone, n)
+        (key, OUTCOMES[key][0] if key != "planned" else _planned_words(data_request), tone, n)
         for key, (_, tone) in OUTCOMES.items()
         if (n := tally.get(key))
     ]
 
 
-def build(request, params=None, per_page=DEVICES_PER_PAGE):
+def build(data_request, params=None, per_page=DEVICES_PER_PAGE):
     """The plan of ``request`` for one page of devices; ``params`` is the query string
     (``devices`` = page number, ``outcome`` = outcome filter, ``device`` = search text)."""
     params = params or {}
-    counts = _device_counts(request)
-    outcomes = {row["id"]: device_outcome(row, request) for row in counts}
+    counts = _device_counts(data_request)
+    outcomes = {row["id"]: device_outcome(row, data_request) for row in counts}
     tally = Counter(key for key, _, _ in outcomes.values())
     outcome_filter = params.get("outcome", "")
     if outcome_filter not in OUTCOMES:
@@ -328,15 +328,15 @@ def build(request, params=None, per_page=DEVICES_PER_PAGE):
     page, devices = None, []
     if wanted:
         page = Paginator(wanted, per_page).get_page(_page_number(params.get("devices")))
-        devices = _device_views(request, list(page.object_list), outcomes, len(counts))
+        devices = _device_views(data_request, list(page.object_list), outcomes, len(counts))
     return PlanView(
-        request=request,
+        data_request=data_request,
         ready=bool(counts),
         device_total=len(counts),
         operation_total=sum(row["total"] for row in counts),
         small=len(counts) <= SMALL_PLAN,
-        outcomes=_outcome_counts(request, tally),
-        phases=_summary(request) if counts else [],
+        outcomes=_outcome_counts(data_request, tally),
+        phases=_summary(data_request) if counts else [],
         page=page,
         devices=devices,
         outcome_filter=outcome_filter,

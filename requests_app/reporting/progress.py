@@ -28,10 +28,10 @@ def state_counts(prefix=""):
     }
 
 
-def progress_of(request):
-    counts = request.operations.aggregate(**state_counts())
+def progress_of(data_request):
+    counts = data_request.operations.aggregate(**state_counts())
     current = (
-        request.operations.filter(state__in=[State.RUNNING, State.PENDING])
+        data_request.operations.filter(state__in=[State.RUNNING, State.PENDING])
         .select_related("device")
         .order_by("seq")
         .first()

@@ -89,34 +89,36 @@ def register_queryset(start, end):
     )
 
 
-def on_time(request, completed, today):
-    due = request.effective_due
+def on_time(data_request, completed, today):
+    due = data_request.effective_due
     if completed:
         return "yes" if completed <= due else "no"
     return "open, overdue" if today > due else "open"
 
 
-def register_row(request, today):
-    completed = _local_date(request.completed_at) if request.status in FINAL_STATUSES else None
-    reason = request.rejection_reason or request.cancel_reason
+def register_row(data_request, today):
+    completed = (
+        _local_date(data_request.completed_at) if data_request.status in FINAL_STATUSES else None
+    )
+    reason = data_request.rejection_reason or data_request.cancel_reason
     return [
-        request.reference,
-        request.kind,
-        request.regulation,
-        request.regulation_rules.label,
-        request.regulation_rules.reference,
-        request.created_via,
-        iso(request.received_at, ""),
-        iso(request.due_at, ""),
-        iso(request.extended_until, ""),
-        request.extension_reason,
-        ";".join(row.approver_name for row in request.approved_rows),
-        iso(timezone.localtime(request.approved_at), "") if request.approved_at else "",
+        data_request.reference,
+        data_request.kind,
+        data_request.regulation,
+        data_request.regulation_rules.label,
+        data_request.regulation_rules.reference,
+        data_request.created_via,
+        iso(data_request.received_at, ""),
+        iso(data_request.due_at, ""),
+        iso(data_request.extended_until, ""),
+        data_request.extension_reason,
+        ";".join(row.approver_name for row in data_request.approved_rows),
+        iso(timezone.localtime(data_request.approved_at), "") if data_request.approved_at else "",
         iso(completed, ""),
-        request.status,
+        data_request.status,
         reason,
-        (completed - request.received_at).days if completed else "",
-        on_time(request, completed, today),
+        (completed - data_request.received_at).days if completed else "",
+        on_time(data_request, completed, today),
     ]
 
 
@@ -132,5 +134,5 @@ def register_lines(start, end, today=None):
     today = today or timezone.localdate()
     writer = csv.writer(Echo())
     yield writer.writerow(HEADER)
-    for request in register_queryset(start, end).iterator(chunk_size=500):
-        yield writer.writerow([safe_cell(value) for value in register_row(request, today)])
+    for data_request in register_queryset(start, end).iterator(chunk_size=500):
+        yield writer.writerow([safe_cell(value) for value in register_row(data_request, today)])

@@ -29,14 +29,14 @@ class Completion:
     days_late: int
 
 
-def completion(request):
+def completion(data_request):
     """When a finished request finished, and the days it took from receipt (None while open).
     ``completed_at`` is set by ``DataRequest.transition`` on every final status."""
-    if request.status not in FINAL_STATUSES or not request.completed_at:
+    if data_request.status not in FINAL_STATUSES or not data_request.completed_at:
         return None
-    day = timezone.localdate(request.completed_at)
-    late = (day - request.effective_due).days
-    return Completion(day, (day - request.received_at).days, late <= 0, max(late, 0))
+    day = timezone.localdate(data_request.completed_at)
+    late = (day - data_request.effective_due).days
+    return Completion(day, (day - data_request.received_at).days, late <= 0, max(late, 0))
 
 
 def next_step(req, *, progress, approvals, done, is_officer, can_decide, my_decision):

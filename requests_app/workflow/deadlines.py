@@ -9,16 +9,18 @@ from requests_app.models import AuditEvent, DataRequest
 from requests_app.workflow import regulations
 
 
-def extension_limit(request):
+def extension_limit(data_request):
     """The furthest date an extension of ``request`` may reach."""
-    return regulations.latest_extension(request.regulation, request.due_at)
+    return regulations.latest_extension(data_request.regulation, data_request.due_at)
 
 
-def _extensions_made(request):
-    if not request.extended_until:
+def _extensions_made(data_request):
+    if not data_request.extended_until:
         return 0
     # Each extension writes one audit event in its transaction: the trail counts them.
-    events = AuditEvent.objects.filter(request_ref=request.reference, action="deadline_extended")
+    events = AuditEvent.objects.filter(
+        request_ref=data_request.reference, action="deadline_extended"
+    )
     return max(1, events.count())
 
 
@@ -28,30 +30,32 @@ def _how_often(rules):
     return f"at most {rules.extension.times} times"
 
 
-def _refusal(request, until, reason, notice_date, today):
+def _refusal(data_request, until, reason, notice_date, today):
     """Why this extension is not allowed, in words for the officer; None when it is."""
-    if not request.is_open:
-        status = request.get_status_display().lower()
-        return f"{request.reference} is {status}; only open requests can be extended."
-    rules = request.regulation_rules
+    if not data_request.is_open:
+        status = data_request.get_status_display().lower()
+        return f"{data_request.reference} is {status}; only open requests can be extended."
+    rules = data_request.regulation_rules
     if not rules.extension.times:
         return f"{rules.label} allows no extension of the deadline ({rules.reference})."
-    if _extensions_made(request) >= rules.extension.times:
+    if _extensions_made(data_request) >= rules.extension.times:
         return (
-            f"{request.reference} was already extended to {request.extended_until:%Y-%m-%d}; "
-            f"under {rules.label} a deadline can be extended {_how_often(rules)}."
+            f"{data_request.reference} was already extended to "
+            f"{data_request.extended_until:%Y-%m-%d}; under {rules.label} a deadline can be "
+            f"extended {_how_often(rules)}."
         )
     if not reason and "reason" in rules.extension.records:
         return "A reason for the extension is required."
     if until is None:
         return "Give the new due date."
-    if until <= request.effective_due:
-        return f"The new due date must be after the current one ({request.effective_due:%Y-%m-%d})."
-    limit = extension_limit(request)
+    if until <= data_request.effective_due:
+        current = f"{data_request.effective_due:%Y-%m-%d}"
+        return f"The new due date must be after the current one ({current})."
+    limit = extension_limit(data_request)
     if until > limit:
         return (
             f"{rules.label} allows an extension up to {limit:%Y-%m-%d} "
-            f"for {request.reference} ({rules.reference})."
+            f"for {data_request.reference} ({rules.reference})."
         )
     if notice_date is None:
         if "notice_date" in rules.extension.records:
@@ -59,24 +63,24 @@ def _refusal(request, until, reason, notice_date, today):
         return None
     if notice_date > today:
         return "The date the data subject was told cannot be in the future."
-    if notice_date < request.received_at:
+    if notice_date < data_request.received_at:
         return "The data subject cannot have been told before the request was received."
-    if notice_date > request.due_at:
+    if notice_date > data_request.due_at:
         # The regulations require the notice within the original period.
         return (
             f"The data subject must be told before the original due date "
-            f"({request.due_at:%Y-%m-%d}); an extension cannot be claimed afterwards."
+            f"({data_request.due_at:%Y-%m-%d}); an extension cannot be claimed afterwards."
         )
     return None
 
 
-def extend(request, *, actor, until, reason, notice_date, today=None):
+def extend(data_request, *, actor, until, reason, notice_date, today=None):
     """Move the due date of ``request`` to ``until``; raise ``ValueError`` (storing nothing) if
     the extension is not allowed. Checked under a row lock so two officers cannot both extend."""
     reason = (reason or "").strip()
     today = today or timezone.localdate()
     with transaction.atomic():
-        current = DataRequest.objects.select_for_update().get(pk=request.pk)
+        current = DataRequest.objects.select_for_update().get(pk=data_request.pk)
         problem = _refusal(current, until, reason, notice_date, today)
         if problem:
             raise ValueError(problem)
@@ -97,5 +101,5 @@ def extend(request, *, actor, until, reason, notice_date, today=None):
             notice_date=notice_date,
         )
     for name, value in fields.items():
-        setattr(request, name, value)
-    return request
+        setattr(data_request, name, value)
+    return data_request

@@ -12,8 +12,8 @@ from requests_app.models import AuditEvent
 log = logging.getLogger(__name__)
 
 
-def _send(template, subject, recipient, context, request=None):
-    context = {**context, "site_url": settings.SITE_URL, "request": request}
+def _send(template, subject, recipient, context, data_request=None):
+    context = {**context, "site_url": settings.SITE_URL, "request": data_request}
     text = render_to_string(f"emails/{template}.txt", context)
     html = render_to_string(f"emails/{template}.html", context)
     message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [recipient])
@@ -24,49 +24,49 @@ def _send(template, subject, recipient, context, request=None):
         log.warning("email %s to %s failed: %s", template, recipient, exc)
         AuditEvent.record(
             "email_failed",
-            request=request,
+            request=data_request,
             template=template,
             to=recipient,
             error=exc.__class__.__name__,
         )
         return False
-    AuditEvent.record("email_sent", request=request, template=template, to=recipient)
+    AuditEvent.record("email_sent", request=data_request, template=template, to=recipient)
     return True
 
 
-def approval_requested(request, approver, url, reminder=False):
+def approval_requested(data_request, approver, url, reminder=False):
     prefix = "Reminder: approval" if reminder else "Approval"
     return _send(
         "approval_request",
-        f"[{request.reference}] {prefix} needed: {request.get_kind_display()}",
+        f"[{data_request.reference}] {prefix} needed: {data_request.get_kind_display()}",
         approver.email,
         {
             "approver": approver,
             "url": url,
-            "devices": request.devices.all(),
-            "operations_count": request.operations.count(),
+            "devices": data_request.devices.all(),
+            "operations_count": data_request.operations.count(),
         },
-        request,
+        data_request,
     )
 
 
-def request_rejected(request, approval):
+def request_rejected(data_request, approval):
     return _send(
         "request_rejected",
-        f"[{request.reference}] Rejected by {approval.approver_name}",
-        request.created_by.email,
+        f"[{data_request.reference}] Rejected by {approval.approver_name}",
+        data_request.created_by.email,
         {"approval": approval},
-        request,
+        data_request,
     )
 
 
-def request_finished(request):
+def request_finished(data_request):
     return _send(
         "request_finished",
-        f"[{request.reference}] {request.get_status_display()}",
-        request.created_by.email,
-        {"url": settings.SITE_URL + request.get_absolute_url()},
-        request,
+        f"[{data_request.reference}] {data_request.get_status_display()}",
+        data_request.created_by.email,
+        {"url": settings.SITE_URL + data_request.get_absolute_url()},
+        data_request,
     )
 
 

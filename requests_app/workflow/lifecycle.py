@@ -23,31 +23,31 @@ log = logging.getLogger(__name__)
 DecisionRefused = Refusal
 
 
-def submit(request, *, actor):
+def submit(data_request, *, actor):
     """draft → planning, and the scoping job goes on the queue once this commits."""
     with transaction.atomic():
-        request.transition(Status.PLANNING, actor=actor)
-        enqueue_on_commit(SCOPE_JOB, request.pk, job_id=scope_job_id(request))
-    return request
+        data_request.transition(Status.PLANNING, actor=actor)
+        enqueue_on_commit(SCOPE_JOB, data_request.pk, job_id=scope_job_id(data_request))
+    return data_request
 
 
-def retry_scoping(request, *, actor):
+def retry_scoping(data_request, *, actor):
     with transaction.atomic():
-        if request.status != Status.PLANNING or not request.scoping_error:
-            raise IllegalTransition(f"{request.reference} has no failed plan to retry")
-        request.transition(Status.PLANNING, actor=actor, retry=True)
-        enqueue_on_commit(SCOPE_JOB, request.pk, job_id=scope_job_id(request))
-    return request
+        if data_request.status != Status.PLANNING or not data_request.scoping_error:
+            raise IllegalTransition(f"{data_request.reference} has no failed plan to retry")
+        data_request.transition(Status.PLANNING, actor=actor, retry=True)
+        enqueue_on_commit(SCOPE_JOB, data_request.pk, job_id=scope_job_id(data_request))
+    return data_request
 
 
-def cancel(request, *, actor, reason):
+def cancel(data_request, *, actor, reason):
     if not reason.strip():
         raise ValueError("A reason is required to cancel a request.")
     with transaction.atomic():
-        request.transition(Status.CANCELLED, actor=actor, reason=reason)
-        DataRequest.objects.filter(pk=request.pk).update(cancel_reason=reason)
-        request.cancel_reason = reason
-    return request
+        data_request.transition(Status.CANCELLED, actor=actor, reason=reason)
+        DataRequest.objects.filter(pk=data_request.pk).update(cancel_reason=reason)
+        data_request.cancel_reason = reason
+    return data_request
 
 
 def scope_job(request_id):
@@ -55,70 +55,70 @@ def scope_job(request_id):
     from requests_app.jobs.azure_calls import clients_for
     from requests_app.jobs.scoping import build_plan
 
-    request = DataRequest.objects.get(pk=request_id)
-    if request.status != Status.PLANNING:
+    data_request = DataRequest.objects.get(pk=request_id)
+    if data_request.status != Status.PLANNING:
         return
-    if not request.claim("scoping_claimed_until", settings.DSR_LEASE_SECONDS):
+    if not data_request.claim("scoping_claimed_until", settings.DSR_LEASE_SECONDS):
         return  # another worker is planning it right now
 
     def heartbeat():
-        DataRequest.objects.filter(pk=request.pk).update(
+        DataRequest.objects.filter(pk=data_request.pk).update(
             scoping_claimed_until=timezone.now() + timedelta(seconds=settings.DSR_LEASE_SECONDS)
         )
 
     try:
-        clients = clients_for(request)
-        version = build_plan(request, clients, heartbeat=heartbeat)
+        clients = clients_for(data_request)
+        version = build_plan(data_request, clients, heartbeat=heartbeat)
     except (AzureError, TargetsError, OSError) as exc:
         message = f"{exc.__class__.__name__}: {exc}"
-        DataRequest.objects.filter(pk=request.pk).update(
+        DataRequest.objects.filter(pk=data_request.pk).update(
             scoping_error=message, scoping_claimed_until=None
         )
-        AuditEvent.record("scoping_failed", request=request, error=message)
+        AuditEvent.record("scoping_failed", request=data_request, error=message)
         return
     finally:
-        request.release("scoping_claimed_until")
+        data_request.release("scoping_claimed_until")
     with transaction.atomic():
-        request.refresh_from_db()
-        request.transition(
+        data_request.refresh_from_db()
+        data_request.transition(
             Status.AWAITING_APPROVAL,
             plan_version=version,
-            devices=request.devices.count(),
-            operations=request.operations.count(),
+            devices=data_request.devices.count(),
+            operations=data_request.operations.count(),
         )
-    AuditEvent.record("plan_stored", request=request, plan_version=version)
-    notify_approvers(request)
+    AuditEvent.record("plan_stored", request=data_request, plan_version=version)
+    notify_approvers(data_request)
 
 
-def approvers_for(request):
+def approvers_for(data_request):
     User = get_user_model()  # noqa: N806
     return (
         User.objects.filter(groups__name=roles.APPROVER, is_active=True)
-        .exclude(pk=request.created_by_id)
+        .exclude(pk=data_request.created_by_id)
         .order_by("username")
     )
 
 
-def notify_approvers(request, *, actor=None, reminder=False):
+def notify_approvers(data_request, *, actor=None, reminder=False):
     """Email every approver who has not decided on this plan version yet."""
     decided = set(
-        request.approvals.filter(plan_version=request.plan_version).values_list(
+        data_request.approvals.filter(plan_version=data_request.plan_version).values_list(
             "approver_id", flat=True
         )
     )
     sent = 0
-    for approver in approvers_for(request):
+    for approver in approvers_for(data_request):
         if approver.pk in decided or not approver.email:
             continue
-        url = approval_url(request, approver)
-        sent += emails.approval_requested(request, approver, url, reminder=reminder)
+        url = approval_url(data_request, approver)
+        sent += emails.approval_requested(data_request, approver, url, reminder=reminder)
     if actor is not None:
-        AuditEvent.record("approval_emails_resent", actor=actor, request=request, sent=sent)
+        AuditEvent.record("approval_emails_resent", actor=actor, request=data_request, sent=sent)
     return sent
 
 
 def decide(
-    request, *, approver, decision, proof, via, plan_version, reason="", ip=None, user_agent=""
+    data_request, *, approver, decision, proof, via, plan_version, reason="", ip=None, user_agent=""
 ):
     """Record one approver's decision. ``proof`` is what the approver's session shows
     (accounts.twofactor.proof_of): access.may_decide refuses a decision without the approver's
@@ -129,7 +129,7 @@ def decide(
     if decision == Approval.Decision.REJECTED and not reason:
         raise DecisionRefused("reason_required", "A reason is required to reject.", 400)
     with transaction.atomic():
-        locked = DataRequest.objects.select_for_update().get(pk=request.pk)
+        locked = DataRequest.objects.select_for_update().get(pk=data_request.pk)
         problem = may_decide(approver, locked, plan_version=plan_version, proof=proof)
         if problem is None:
             approval = _record_decision(
@@ -140,13 +140,13 @@ def decide(
         AuditEvent.record(
             "decision_refused",
             actor=approver,
-            request=request,
+            request=data_request,
             reason=problem.reason,
             via=via,
             ip=ip,
         )
         raise problem
-    request.refresh_from_db()
+    data_request.refresh_from_db()
     return approval
 
 

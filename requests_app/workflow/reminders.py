@@ -35,7 +35,7 @@ def send_all():
     )
     from requests_app.workflow import lifecycle
 
-    for request in waiting:
-        DataRequest.objects.filter(pk=request.pk).update(approvers_reminded_at=timezone.now())
-        sent += lifecycle.notify_approvers(request, reminder=True)
+    for data_request in waiting:
+        DataRequest.objects.filter(pk=data_request.pk).update(approvers_reminded_at=timezone.now())
+        sent += lifecycle.notify_approvers(data_request, reminder=True)
     return sent

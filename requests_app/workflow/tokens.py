@@ -16,8 +16,8 @@ class TokenRefused(Exception):
         self.status = status
 
 
-def make_token(request, approver):
-    payload = {"r": request.pk, "a": approver.pk, "v": request.plan_version}
+def make_token(data_request, approver):
+    payload = {"r": data_request.pk, "a": approver.pk, "v": data_request.plan_version}
     return signing.dumps(payload, salt=SALT, compress=False)
 
 
@@ -38,7 +38,7 @@ def read_token(token):
         ) from None
 
 
-def approval_url(request, approver):
+def approval_url(data_request, approver):
     from django.urls import reverse
 
-    return settings.SITE_URL + reverse("approval_link", args=[make_token(request, approver)])
+    return settings.SITE_URL + reverse("approval_link", args=[make_token(data_request, approver)])

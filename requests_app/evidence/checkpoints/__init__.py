@@ -40,10 +40,10 @@ from requests_app.models import AuditCheckpoint, AuditEvent, CheckpointDelivery
 REQUESTED = "audit_checkpoint_requested"
 
 
-def request_checkpoint(reason: str, request=None) -> AuditEvent:
+def request_checkpoint(reason: str, data_request=None) -> AuditEvent:
     """Ask for a checkpoint soon (the scheduler looks every tick). Needs no key: the request
     is an audit event, so it survives a Redis restart and is itself covered."""
-    return AuditEvent.record(REQUESTED, request=request, reason=reason)
+    return AuditEvent.record(REQUESTED, request=data_request, reason=reason)
 
 
 def start_scheduler() -> list[str]:

@@ -141,14 +141,14 @@ def post_webhook(checkpoint):
     parts = urlsplit(url)
     if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in LOOPBACK):
         raise SinkError("DSR_AUDIT_CHECKPOINT_WEBHOOK: must be an https:// URL")
-    request = urllib.request.Request(  # noqa: S310 (scheme checked above)
+    post = urllib.request.Request(  # noqa: S310 (scheme checked above)
         url,
         data=published_text(checkpoint).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310  # nosec B310
+        with urllib.request.urlopen(post, timeout=10) as response:  # noqa: S310  # nosec B310
             response.read(1024)
     except urllib.error.HTTPError as exc:
         raise SinkError(f"the webhook answered HTTP {exc.code}") from None
