@@ -110,6 +110,7 @@ def test_create_get_list_submit(api, officer, redis_db):
         "version": None,
         "devices": [],
         "operations": 0,
+        "steps": [],
         "unreachable": [],
         "not_found": [],
     }

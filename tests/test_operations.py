@@ -168,6 +168,16 @@ def test_a_new_operation_is_planned_run_archived_and_certified(
     sign_in(client, officer)
     page = client.get(f"/requests/{request.reference}/").content.decode()
     assert "Read the device jobs" in page and "Cancel the device jobs" in page
+    # The API tells a ticketing system the plan's steps by the same names.
+    from requests_app.api.tokens import issue_token
+
+    _, token = issue_token(officer, "ticketing")
+    steps = client.get(
+        f"/api/v1/requests/{request.reference}", HTTP_AUTHORIZATION=f"Bearer {token}"
+    ).json()["plan"]["steps"]
+    named = {step["action"]: (step["name"], step["count"]) for step in steps}
+    assert named["hub.get_device_jobs"] == ("Read the device jobs", len(on_hub))
+    assert named["hub.cancel_device_jobs"] == ("Cancel the device jobs", len(on_hub))
 
     # The executor runs them through their client call, on the device's hub.
     approve(request, approver, approver2)

@@ -8,9 +8,8 @@ from django.urls import reverse
 
 from requests_app.access import roles
 from requests_app.api.tokens import ApiError
+from requests_app.jobs.operations import FINISHED_STATES, OPERATIONS, operation_name
 from requests_app.models import DataRequest, Operation, PlannedDevice
-
-FINISHED = (Operation.State.DONE, Operation.State.ALREADY_ABSENT, Operation.State.SKIPPED)
 
 
 def visible_requests(user):
@@ -66,6 +65,25 @@ def _plan(req):
     }
 
 
+def _steps(req):
+    """How many of each operation the plan holds, named and in plan order (the registry's)."""
+    by_action = req.operations.order_by().values("action").annotate(n=Count("id"))
+    counts = dict(by_action.values_list("action", "n"))
+    order = list(OPERATIONS)
+    ranked = sorted(counts, key=lambda a: (order.index(a) if a in order else len(order), a))
+    return [_step(action, counts[action]) for action in ranked]
+
+
+def _step(action, count):
+    entry = OPERATIONS.get(action)
+    return {
+        "action": action,
+        "name": entry.summary_name() if entry else operation_name(action),
+        "phase": entry.phase if entry else "",
+        "count": count,
+    }
+
+
 def request_detail(req):
     """A ``Request``: everything a ticketing system may know (never the audit details)."""
     states = dict(
@@ -78,9 +96,9 @@ def request_detail(req):
         "subject_reference": req.subject_reference,
         "block_reprovisioning": req.block_reprovisioning,
         "identifiers": req.identifiers.count(),
-        "plan": {**_plan(req), "operations": total},
+        "plan": {**_plan(req), "operations": total, "steps": _steps(req)},
         "progress": {
-            "done": sum(states.get(state, 0) for state in FINISHED),
+            "done": sum(states.get(state, 0) for state in FINISHED_STATES),
             "total": total,
             "failed": states.get(Operation.State.FAILED, 0),
         },

@@ -161,10 +161,18 @@ class Device(BaseModel):
     modules: list[str]
 
 
+class PlanStep(BaseModel):
+    action: str
+    name: str
+    phase: str
+    count: int
+
+
 class Plan(BaseModel):
     version: str | None
     devices: list[Device]
     operations: int
+    steps: list[PlanStep]
     unreachable: list[str]
     not_found: list[str]
 

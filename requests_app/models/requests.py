@@ -319,7 +319,9 @@ class Operation(models.Model):
 
     @property
     def finished(self):
-        return self.state in (self.State.DONE, self.State.ALREADY_ABSENT, self.State.SKIPPED)
+        from requests_app.jobs.operations import FINISHED_STATES  # it imports the models
+
+        return self.state in FINISHED_STATES
 
 
 class Approval(models.Model):

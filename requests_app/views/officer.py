@@ -15,11 +15,11 @@ from django.views.decorators.http import require_GET, require_POST
 from requests_app import access
 from requests_app.access import roles
 from requests_app.form_fields import DateRangeForm
-from requests_app.models import DataRequest, Kind, Regulation, RequestIdentifier, Status
+from requests_app.models import DataRequest, Kind, RequestIdentifier, Status
 from requests_app.models.requests import OPEN_STATUSES
 from requests_app.reporting import charts
 from requests_app.reporting import dashboard as numbers
-from requests_app.workflow import deadlines
+from requests_app.workflow import deadlines, regulations
 
 PAGE_SIZE = 50
 # sort parameter → ORDER BY; anything else is refused by the form (never reaches order_by).
@@ -66,7 +66,7 @@ class RequestFilterForm(DateRangeForm):
         label="Kind", required=False, choices=_choices(list(KIND_SHORT.items()))
     )
     regulation = forms.ChoiceField(
-        label="Regulation", required=False, choices=_choices(Regulation.choices)
+        label="Regulation", required=False, choices=lambda: _choices(regulations.choices())
     )
     due = forms.ChoiceField(
         label="Deadline",
