@@ -306,6 +306,35 @@ def test_reports_page_links_downloads_for_auditors(client, auditor):
     assert reverse("audit_chain") in nav
 
 
+def test_reports_page_offers_officers_only_the_period_reports_of_their_role(client, officer):
+    client.force_login(officer)
+    page = client.get(reverse("reports")).content.decode()
+    assert 'action="%s"' % reverse("register_csv") in page
+    assert 'id="register-from"' in page
+    assert reverse("audit_log_jsonl") not in page
+    assert reverse("audit_chain") not in page.split("<main", 1)[-1]
+
+
+def test_a_period_report_is_one_entry_on_the_reports_page(client, auditor, monkeypatch):
+    """Adding a report of a period: an entry of PERIOD_REPORTS (plus its view and route)."""
+    from requests_app.views import reports
+
+    extra = reports.PeriodReport(
+        slug="overdue",
+        url_name="register_csv",
+        title="Overdue requests",
+        about="Requests answered late.",
+        button="Download the overdue requests",
+        roles=reports.access.AUDIT_ROLES,
+    )
+    monkeypatch.setattr(reports, "PERIOD_REPORTS", (*reports.PERIOD_REPORTS, extra))
+    client.force_login(auditor)
+    page = client.get(reverse("reports")).content.decode()
+    assert "Overdue requests" in page
+    assert 'id="overdue-from"' in page
+    assert "Download the overdue requests" in page
+
+
 # --- evidence report -------------------------------------------------------------------------
 def test_evidence_pdf_for_a_completed_request(client, officer, approver, auditor, data_dir):
     req = completed_request(officer, approver)

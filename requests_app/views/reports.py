@@ -2,11 +2,16 @@
 the audit page (the chain's verification and its events, filtered and paginated), the audit log
 for a period (JSON lines) and the offline-verification guide as a page.
 
-Every download writes a ``report_downloaded`` audit event. Register and audit pages answer 403 to
-signed-in users without the role; the evidence report of a request answers 404 (not yours).
+Every download writes a ``report_downloaded`` audit event. Signed-in users without the role get
+a 404, as for anything that is not theirs (``access.require``).
+
+A report of a period (a From/To form on the Reports page, a streamed download) is one entry of
+``PERIOD_REPORTS`` plus its view here and its route in ``urls.py``; its rows come from a module
+in ``reporting/`` (see docs/architecture.md).
 """
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
@@ -30,6 +35,41 @@ from requests_app.reporting.docs_render import render_markdown
 from requests_app.reporting.register import PeriodError, parse_period, register_lines
 
 OFFLINE_GUIDE = Path(__file__).resolve().parents[2] / "docs" / "verify-audit-offline.md"
+
+
+@dataclass(frozen=True)
+class PeriodReport:
+    """A report of a period as the Reports page offers it: a From/To form that downloads it."""
+
+    slug: str  # the form fields' ids, e.g. "register-from"
+    url_name: str
+    title: str
+    about: str
+    button: str
+    roles: tuple
+
+
+PERIOD_REPORTS = (
+    PeriodReport(
+        slug="register",
+        url_name="register_csv",
+        title="Register of requests",
+        about="One CSV row per request received in the period (both dates included): how it "
+        "came in, deadlines and extensions, approvers, outcome, days taken and whether it was "
+        "on time.",
+        button="Download the register (CSV)",
+        roles=access.REPORT_ROLES,
+    ),
+    PeriodReport(
+        slug="audit-log",
+        url_name="audit_log_jsonl",
+        title="Audit log",
+        about="Every audit event of the period, one JSON line each with the fields its hash "
+        "covers, to check the chain offline.",
+        button="Download the audit log (JSON lines)",
+        roles=access.AUDIT_ROLES,
+    ),
+)
 
 
 def _bad_period(problem):
@@ -59,6 +99,7 @@ def reports_index(request):
     access.require(request.user, access.REPORT_ROLES)
     today = timezone.localdate()
     context = {
+        "period_reports": [r for r in PERIOD_REPORTS if access.has_any(request.user, r.roles)],
         "default_from": today.replace(day=1).isoformat(),
         "default_to": today.isoformat(),
         "can_audit": access.can_audit(request.user),
