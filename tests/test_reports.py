@@ -309,7 +309,7 @@ def test_reports_page_links_downloads_for_auditors(client, auditor):
 def test_reports_page_offers_officers_only_the_period_reports_of_their_role(client, officer):
     client.force_login(officer)
     page = client.get(reverse("reports")).content.decode()
-    assert 'action="%s"' % reverse("register_csv") in page
+    assert f'action="{reverse("register_csv")}"' in page
     assert 'id="register-from"' in page
     assert reverse("audit_log_jsonl") not in page
     assert reverse("audit_chain") not in page.split("<main", 1)[-1]
