@@ -25,7 +25,7 @@ import time
 import urllib.parse
 import uuid
 
-from . import auth, dps, hub, introspect, seed
+from . import auth, dps, hub, introspect, seed, shapes
 from .entra import Entra
 from .entra import endpoints as entra_endpoints
 from .errors import DPS, HUB, ApiError, SimulatedDrop
@@ -116,7 +116,7 @@ class Simulator:
         """Back to the seeded state: data, calls, fault settings, random stream and buckets,
         and Entra's codes, sessions and hooks. Written to the state file when there is one."""
         with self._lock:
-            self.etags = seed.Etags()
+            self.etags = shapes.Etags()
             self._state, self._samples = seed.build(self.seed, self.devices, self.etags)
             self._reset_runtime()
             if self._persist is not None:
@@ -131,7 +131,7 @@ class Simulator:
 
     def _restore(self, state, etag_counter, samples, entra_keys):
         with self._lock:
-            self.etags = seed.Etags()
+            self.etags = shapes.Etags()
             self.etags.counter = etag_counter
             self._state, self._samples = state, samples
             self._reset_runtime()

@@ -18,7 +18,7 @@ from .request import (
     paginate,
     query_key,
 )
-from .seed import cert_info, derive_b64, dps_time
+from .shapes import cert_info, derive_b64, dps_time
 
 API_VERSIONS = {"2021-10-01", "2019-03-31"}
 ATTESTATION_TYPES = {"none", "tpm", "x509", "symmetricKey"}

@@ -11,7 +11,7 @@ import re
 from .auth import READ, WRITE
 from .errors import ApiError
 from .request import Response, check_hub_id, etag_matches, paginate, query_key
-from .seed import derive_b64, hub_device, hub_module, hub_time, twin_for
+from .shapes import derive_b64, hub_device, hub_module, hub_time, twin_for
 
 API_VERSIONS = {"2020-03-13", "2021-04-12", "2024-03-31"}
 SEP = "\x1f"  # joins device and module IDs in sort keys; cannot occur in either
