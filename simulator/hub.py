@@ -96,6 +96,18 @@ def _precondition(condition, etag):
         raise ApiError("precondition", "Precondition failed: the ETag does not match.")
 
 
+def _create_or_replace(req, existing, not_found, conflict):
+    """PUT creates without If-Match and replaces with one: Azure refuses a create that names
+    an etag (``not_found``), a replace without one (``conflict``) and a stale etag (412)."""
+    condition = req.if_match()
+    if existing is None and condition is not None:
+        raise ApiError(*not_found)
+    if existing is not None:
+        if condition is None:
+            raise ApiError(*conflict)
+        _precondition(condition, existing["etag"])
+
+
 def _moment():
     return datetime.datetime.now(datetime.UTC)
 
@@ -147,13 +159,12 @@ def put_device(req, state, device_id):
     if status not in ("enabled", "disabled"):
         raise ApiError("bad_request", "status must be 'enabled' or 'disabled'.")
     existing = state["devices"].get(device_id)
-    condition = req.if_match()
-    if existing is None and condition is not None:
-        raise ApiError("device_not_found", f"Device {device_id} not registered")
-    if existing is not None:
-        if condition is None:
-            raise ApiError("conflict", f"A device with ID '{device_id}' is already registered.")
-        _precondition(condition, existing["etag"])
+    _create_or_replace(
+        req,
+        existing,
+        ("device_not_found", f"Device {device_id} not registered"),
+        ("conflict", f"A device with ID '{device_id}' is already registered."),
+    )
     etags = req.sim.etags
     auth = _authentication(req, body, req.sim.seed, req.host, device_id)
     device = (
@@ -209,13 +220,12 @@ def put_module(req, state, device_id, module_id):
         raise ApiError("bad_request", "The deviceId in the body does not match the URL.")
     modules = state["modules"].setdefault(device_id, {})
     existing = modules.get(module_id)
-    condition = req.if_match()
-    if existing is None and condition is not None:
-        raise ApiError("module_not_found", f"Module {module_id} on device {device_id} not found")
-    if existing is not None:
-        if condition is None:
-            raise ApiError("module_conflict", f"A module with ID '{module_id}' already exists.")
-        _precondition(condition, existing["etag"])
+    _create_or_replace(
+        req,
+        existing,
+        ("module_not_found", f"Module {module_id} on device {device_id} not found"),
+        ("module_conflict", f"A module with ID '{module_id}' already exists."),
+    )
     etags = req.sim.etags
     auth = _authentication(req, body, req.sim.seed, req.host, device_id, module_id)
     module = (

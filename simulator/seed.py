@@ -185,22 +185,29 @@ def _registration(device_id, group_id, hub, moment, etags):
     }
 
 
+def _symmetric_key(seed, name, prefix):
+    """A symmetric-key attestation; its keys derived from the seed and the record's name."""
+    return {
+        "type": "symmetricKey",
+        "symmetricKey": {
+            "primaryKey": derive_b64(seed, name, f"{prefix}-p"),
+            "secondaryKey": derive_b64(seed, name, f"{prefix}-s"),
+        },
+    }
+
+
+def _x509(certificates, info):
+    """X.509: a group's ``signingCertificates`` or a device's ``clientCertificates``."""
+    return {"type": "x509", "x509": {certificates: {"primary": {"info": info}, "secondary": None}}}
+
+
 def _group(seed, gid, kind, etags):
     moment = BASE_TIME - datetime.timedelta(days=30)
     if kind == "symmetricKey":
-        attestation = {
-            "type": "symmetricKey",
-            "symmetricKey": {
-                "primaryKey": derive_b64(seed, gid, "group-p"),
-                "secondaryKey": derive_b64(seed, gid, "group-s"),
-            },
-        }
+        attestation = _symmetric_key(seed, gid, "group")
     else:
         info = cert_info(f"{gid} Intermediate CA", "Contoso Root CA", f"{seed}/{gid}", moment)
-        attestation = {
-            "type": "x509",
-            "x509": {"signingCertificates": {"primary": {"info": info}, "secondary": None}},
-        }
+        attestation = _x509("signingCertificates", info)
     return {
         "enrollmentGroupId": gid,
         "attestation": attestation,
@@ -217,19 +224,10 @@ def _group(seed, gid, kind, etags):
 
 def _enrollment(seed, registration_id, kind, etags, moment):
     if kind == "symmetricKey":
-        attestation = {
-            "type": "symmetricKey",
-            "symmetricKey": {
-                "primaryKey": derive_b64(seed, registration_id, "enr-p"),
-                "secondaryKey": derive_b64(seed, registration_id, "enr-s"),
-            },
-        }
+        attestation = _symmetric_key(seed, registration_id, "enr")
     elif kind == "x509":
         info = cert_info(registration_id, "Contoso Devices CA", f"{seed}/{registration_id}", moment)
-        attestation = {
-            "type": "x509",
-            "x509": {"clientCertificates": {"primary": {"info": info}, "secondary": None}},
-        }
+        attestation = _x509("clientCertificates", info)
     else:
         attestation = {
             "type": "tpm",

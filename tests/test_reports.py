@@ -326,6 +326,9 @@ def test_a_period_report_is_one_entry_on_the_reports_page(client, auditor, monke
         about="Requests answered late.",
         button="Download the overdue requests",
         roles=reports.access.AUDIT_ROLES,
+        kind="overdue",
+        filename="dsr-overdue-{start}-to-{end}.csv",
+        content_type="text/csv; charset=utf-8",
     )
     monkeypatch.setattr(reports, "PERIOD_REPORTS", (*reports.PERIOD_REPORTS, extra))
     client.force_login(auditor)
@@ -333,6 +336,21 @@ def test_a_period_report_is_one_entry_on_the_reports_page(client, auditor, monke
     assert "Overdue requests" in page
     assert 'id="overdue-from"' in page
     assert "Download the overdue requests" in page
+
+    # Its view is one line: the role, the period, the event and the download come with it.
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/x", {"from": "2026-01-01", "to": "2026-01-31"})
+    request.user = auditor
+    response = reports._period_download(request, extra, lambda start, end: iter([b"a,b\n"]))
+    assert b"".join(response.streaming_content) == b"a,b\n"
+    assert response["Content-Disposition"] == (
+        'attachment; filename="dsr-overdue-2026-01-01-to-2026-01-31.csv"'
+    )
+    assert AuditEvent.objects.filter(action="report_downloaded", details__kind="overdue").exists()
+    request.GET = request.GET.copy()
+    request.GET["to"] = "2025-01-01"
+    assert reports._period_download(request, extra, None).status_code == 400
 
 
 # --- evidence report -------------------------------------------------------------------------

@@ -6,8 +6,8 @@ Every download writes a ``report_downloaded`` audit event. Signed-in users witho
 a 404, as for anything that is not theirs (``access.require``).
 
 A report of a period (a From/To form on the Reports page, a streamed download) is one entry of
-``PERIOD_REPORTS`` plus its view here and its route in ``urls.py``; its rows come from a module
-in ``reporting/`` (see docs/architecture.md).
+``PERIOD_REPORTS``, a view here of one line (``_period_download``) and its route in ``urls.py``;
+its rows come from a module in ``reporting/`` (see docs/architecture.md).
 """
 
 import json
@@ -47,6 +47,9 @@ class PeriodReport:
     about: str
     button: str
     roles: tuple
+    kind: str  # the report_downloaded event's kind
+    filename: str  # "dsr-register" → dsr-register-2026-01-01-to-2026-01-31.csv
+    content_type: str
 
 
 PERIOD_REPORTS = (
@@ -59,6 +62,9 @@ PERIOD_REPORTS = (
         "on time.",
         button="Download the register (CSV)",
         roles=access.REPORT_ROLES,
+        kind="register",
+        filename="dsr-register-{start}-to-{end}.csv",
+        content_type="text/csv; charset=utf-8",
     ),
     PeriodReport(
         slug="audit-log",
@@ -68,8 +74,12 @@ PERIOD_REPORTS = (
         "covers, to check the chain offline.",
         button="Download the audit log (JSON lines)",
         roles=access.AUDIT_ROLES,
+        kind="audit_log",
+        filename="dsr-audit-log-{start}-to-{end}.jsonl",
+        content_type="application/x-ndjson; charset=utf-8",
     ),
 )
+REGISTER, AUDIT_LOG = PERIOD_REPORTS
 
 
 def _bad_period(problem):
@@ -93,6 +103,20 @@ def _record(request, kind, req=None, **details):
     )
 
 
+def _period_download(request, report, lines):
+    """A report of a period, streamed: the role, the period (400 naming what is wrong with it),
+    the ``report_downloaded`` event, then ``lines(start, end)`` as the download."""
+    access.require(request.user, report.roles)
+    try:
+        start, end = parse_period(request.GET)
+    except PeriodError as problem:
+        return _bad_period(problem)
+    _record(request, report.kind, **{"from": start.isoformat(), "to": end.isoformat()})
+    response = StreamingHttpResponse(lines(start, end), content_type=report.content_type)
+    filename = report.filename.format(start=start.isoformat(), end=end.isoformat())
+    return _download_headers(response, filename)
+
+
 @login_required
 @require_GET
 def reports_index(request):
@@ -110,16 +134,7 @@ def reports_index(request):
 @login_required
 @require_GET
 def register_csv(request):
-    access.require(request.user, access.REPORT_ROLES)
-    try:
-        start, end = parse_period(request.GET)
-    except PeriodError as problem:
-        return _bad_period(problem)
-    _record(request, "register", **{"from": start.isoformat(), "to": end.isoformat()})
-    response = StreamingHttpResponse(
-        register_lines(start, end), content_type="text/csv; charset=utf-8"
-    )
-    return _download_headers(response, f"dsr-register-{start.isoformat()}-to-{end.isoformat()}.csv")
+    return _period_download(request, REGISTER, register_lines)
 
 
 @login_required
@@ -201,15 +216,4 @@ def _audit_lines(start, end):
 @login_required
 @require_GET
 def audit_log_jsonl(request):
-    access.require(request.user, access.AUDIT_ROLES)
-    try:
-        start, end = parse_period(request.GET)
-    except PeriodError as problem:
-        return _bad_period(problem)
-    _record(request, "audit_log", **{"from": start.isoformat(), "to": end.isoformat()})
-    response = StreamingHttpResponse(
-        _audit_lines(start, end), content_type="application/x-ndjson; charset=utf-8"
-    )
-    return _download_headers(
-        response, f"dsr-audit-log-{start.isoformat()}-to-{end.isoformat()}.jsonl"
-    )
+    return _period_download(request, AUDIT_LOG, _audit_lines)
