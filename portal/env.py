@@ -4,15 +4,23 @@ Each reader names the variable in its error, so a bad value stops the process wi
 that says what to fix. A secret may also be given as a file: ``NAME_FILE=/run/secrets/name``.
 """
 
+from __future__ import annotations
+
 import os
+from collections.abc import Collection, Iterable
 from pathlib import Path
+from typing import overload
 
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable."""
 
 
-def envstr(name, default=None):
+@overload
+def envstr(name: str, default: None = None) -> str | None: ...
+@overload
+def envstr(name: str, default: str) -> str: ...
+def envstr(name: str, default: str | None = None) -> str | None:
     """The variable's value, or the contents of the file named by ``NAME_FILE``."""
     file_path = os.environ.get(f"{name}_FILE")
     if file_path:
@@ -24,7 +32,7 @@ def envstr(name, default=None):
     return default if value is None or value == "" else value
 
 
-def envbool(name, default=False):
+def envbool(name: str, default: bool = False) -> bool:
     value = envstr(name)
     if value is None:
         return default
@@ -36,7 +44,7 @@ def envbool(name, default=False):
     raise ConfigError(f"{name}: expected true/false (1/0, yes/no), got {value!r}")
 
 
-def envint(name, default, minimum=None):
+def envint(name: str, default: int, minimum: int | None = None) -> int:
     value = envstr(name)
     if value is None:
         return default
@@ -49,14 +57,14 @@ def envint(name, default, minimum=None):
     return number
 
 
-def envlist(name, default=()):
+def envlist(name: str, default: Iterable[str] = ()) -> list[str]:
     value = envstr(name)
     if value is None:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def envchoices(name, default, allowed):
+def envchoices(name: str, default: Iterable[str], allowed: Collection[str]) -> list[str]:
     """A comma-separated list whose every item is one of ``allowed`` (lower-cased)."""
     values = [item.lower() for item in envlist(name, default)]
     unknown = [item for item in values if item not in allowed]
@@ -68,7 +76,7 @@ def envchoices(name, default, allowed):
     return values
 
 
-def envnetworks(name):
+def envnetworks(name: str) -> list[str]:
     """A comma-separated list of IP addresses or networks (``10.0.0.0/8``), as strings."""
     import ipaddress
 
@@ -84,7 +92,7 @@ def envnetworks(name):
 PLACEHOLDER_KEYS = {"", "change-me", "changeme", "secret", "replace-me", "please-change-me"}
 
 
-def check_secret_key(key, debug):
+def check_secret_key(key: str | None, debug: bool) -> None:
     """Refuse to run in production with a missing, short or placeholder key."""
     if debug:
         return

@@ -12,8 +12,12 @@ Only hosts listed in the targets file are ever called. Errors are AzureError sub
 ``permanent`` flag says whether a retry could help.
 """
 
+from __future__ import annotations
+
 import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Self
 
 import httpx
 
@@ -33,6 +37,10 @@ from .http import AzureHttp, AzureResponse, CallRecord, RetryPolicy, Timeouts
 from .iothub import HUB_API_VERSION, IotHubClient
 from .pacing import LocalBuckets, Pacer, bucket_for
 from .targets import Target, Targets, TargetsError, configured_targets, load_targets
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from redis import Redis
 
 __all__ = [
     "load_targets",
@@ -70,39 +78,39 @@ class AzureClients:
 
     def __init__(
         self,
-        targets,
+        targets: Targets,
         *,
-        redis=None,
-        on_call=None,
-        transport=None,
-        retry=None,
-        credential=None,
-        sleep=time.sleep,
-        clock=None,
-    ):
+        redis: Redis | None = None,
+        on_call: Callable[[CallRecord], object] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        credential: TokenCredential | None = None,
+        sleep: Callable[[float], object] = time.sleep,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.targets = targets
         self.retry = retry or RetryPolicy()
         self._on_call = on_call
         self._sleep = sleep
         self._credential = credential
-        self._credentials = {}
+        self._credentials: dict[str, TokenCredential] = {}
         self._clock = clock or time.monotonic
         local = LocalBuckets(clock) if clock is not None else None
         self._pacer = Pacer(redis, max_wait=self.retry.pacing_max_wait, sleep=sleep, local=local)
         self._http = httpx.Client(
             transport=transport, timeout=self.retry.timeouts.httpx(), follow_redirects=False
         )
-        self._clients = {}
+        self._clients: dict[str, DpsClient | IotHubClient] = {}
         self._lock = threading.Lock()
 
-    def worst_case_seconds(self):
+    def worst_case_seconds(self) -> float:
         """Longest one client call can take with retries (compare with the RQ job timeout)."""
         return self.retry.worst_case_seconds()
 
-    def is_configured(self, hostname):
+    def is_configured(self, hostname: str) -> bool:
         return hostname in self.targets
 
-    def dps(self, hostname=None):
+    def dps(self, hostname: str | None = None) -> DpsClient:
         """The DPS client for ``hostname``, or the only configured DPS when None."""
         if hostname is None:
             if len(self.targets.dps) != 1:
@@ -116,13 +124,13 @@ class AzureClients:
             raise UnconfiguredTarget(hostname, f"{hostname} is not a configured DPS")
         return client
 
-    def hub(self, hostname):
+    def hub(self, hostname: str) -> IotHubClient:
         client = self.for_host(hostname)
         if not isinstance(client, IotHubClient):
             raise UnconfiguredTarget(hostname, f"{hostname} is not a configured IoT hub")
         return client
 
-    def for_host(self, hostname):
+    def for_host(self, hostname: str | None) -> DpsClient | IotHubClient:
         """The client for a configured hostname; UnconfiguredTarget (nothing called) otherwise."""
         target = self.targets.get(hostname) if isinstance(hostname, str) else None
         if target is None:
@@ -133,8 +141,9 @@ class AzureClients:
                 client = self._clients[target.hostname] = self._build(target)
             return client
 
-    def _build(self, target):
+    def _build(self, target: Target) -> DpsClient | IotHubClient:
         is_dps = target.kind == "dps"
+        auth: SasAuth | EntraAuth
         if target.auth == "sas":
             if target.connection is None:
                 raise UnconfiguredTarget(
@@ -158,7 +167,7 @@ class AzureClients:
         )
         return DpsClient(http) if is_dps else IotHubClient(http)
 
-    def _entra(self, name):
+    def _entra(self, name: str | None) -> TokenCredential:
         if self._credential is not None:
             return self._credential
         name = name or "default"
@@ -166,11 +175,11 @@ class AzureClients:
             self._credentials[name] = make_credential(name)
         return self._credentials[name]
 
-    def close(self):
+    def close(self) -> None:
         self._http.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()

@@ -5,6 +5,8 @@ sends an expired token and does not sign (or ask Entra ID) on every call. Keys n
 repr or an error message.
 """
 
+from __future__ import annotations
+
 import base64
 import binascii
 import hashlib
@@ -12,6 +14,11 @@ import hmac
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
 
 __all__ = [
     "ConnectionString",
@@ -51,21 +58,21 @@ class ConnectionString:
 
     __slots__ = ("hostname", "policy", "_key")
 
-    def __init__(self, hostname, policy, key):
+    def __init__(self, hostname: str, policy: str, key: bytes) -> None:
         self.hostname = hostname
         self.policy = policy
         self._key = key
 
     @property
-    def key(self):
+    def key(self) -> bytes:
         return self._key
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"ConnectionString(hostname={self.hostname!r}, policy={self.policy!r}, key=<hidden>)"
 
 
-def parse_connection_string(value):
-    parts = {}
+def parse_connection_string(value: str) -> ConnectionString:
+    parts: dict[str, str] = {}
     for raw in value.strip().split(";"):
         if not raw.strip():
             continue
@@ -93,7 +100,7 @@ def parse_connection_string(value):
     return ConnectionString(parts["HostName"].lower(), parts["SharedAccessKeyName"], key)
 
 
-def sas_token(hostname, policy, key, expiry):
+def sas_token(hostname: str, policy: str, key: bytes, expiry: float) -> str:
     """The service SAS token Azure expects, signed over ``urlencode(host) + "\\n" + expiry``."""
     resource = urllib.parse.quote(hostname, safe="")
     message = f"{resource}\n{int(expiry)}".encode()
@@ -105,19 +112,19 @@ def sas_token(hostname, policy, key, expiry):
 
 
 class _CachedToken:
-    def __init__(self, clock):
+    def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._header = None
+        self._header: str | None = None
         self._expires = 0.0
 
-    def get(self, make):
+    def get(self, make: Callable[[], tuple[str, float]]) -> str:
         with self._lock:
             if self._header is None or self._expires - self._clock() < RENEW_MARGIN_SECONDS:
                 self._header, self._expires = make()
             return self._header
 
-    def invalidate(self):
+    def invalidate(self) -> None:
         with self._lock:
             self._header = None
 
@@ -127,25 +134,32 @@ class SasAuth:
 
     kind = "sas"
 
-    def __init__(self, hostname, connection, *, ttl=SAS_TTL_SECONDS, clock=time.time):
+    def __init__(
+        self,
+        hostname: str,
+        connection: ConnectionString,
+        *,
+        ttl: int = SAS_TTL_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.hostname = hostname
         self._connection = connection
         self._ttl = ttl
         self._clock = clock
         self._cache = _CachedToken(clock)
 
-    def header(self):
+    def header(self) -> str:
         return self._cache.get(self._make)
 
-    def _make(self):
+    def _make(self) -> tuple[str, float]:
         expiry = int(self._clock() + self._ttl)
         token = sas_token(self.hostname, self._connection.policy, self._connection.key, expiry)
         return token, float(expiry)
 
-    def invalidate(self):
+    def invalidate(self) -> None:
         self._cache.invalidate()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"SasAuth({self.hostname!r}, policy={self._connection.policy!r})"
 
 
@@ -154,27 +168,30 @@ class EntraAuth:
 
     kind = "entra"
 
-    def __init__(self, scope, credential, *, clock=time.time):
+    def __init__(
+        self, scope: str, credential: TokenCredential, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.scope = scope
         self._credential = credential
         self._cache = _CachedToken(clock)
 
-    def header(self):
+    def header(self) -> str:
         return self._cache.get(self._make)
 
-    def _make(self):
+    def _make(self) -> tuple[str, float]:
         token = self._credential.get_token(self.scope)
         return f"Bearer {token.token}", float(token.expires_on)
 
-    def invalidate(self):
+    def invalidate(self) -> None:
         self._cache.invalidate()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"EntraAuth({self.scope!r})"
 
 
-def make_credential(name):
+def make_credential(name: str | None) -> TokenCredential:
     """Build the azure-identity credential a target names (imported only when needed)."""
     import azure.identity  # noqa: PLC0415 - only processes that call Azure need it loaded
 
-    return getattr(azure.identity, CREDENTIALS[name or "default"])()
+    credential: TokenCredential = getattr(azure.identity, CREDENTIALS[name or "default"])()
+    return credential

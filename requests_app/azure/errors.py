@@ -9,8 +9,12 @@ read here, and bodies that are not JSON at all (a proxy's HTML page) are tolerat
 when it is True and try again later when it is False.
 """
 
+from __future__ import annotations
+
 import json
 import re
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = [
     "AzureError",
@@ -33,18 +37,18 @@ class AzureError(Exception):
 
     def __init__(
         self,
-        message,
+        message: str,
         *,
-        status=None,
-        error_code=None,
-        tracking_id=None,
-        request_id=None,
-        method=None,
-        host=None,
-        path=None,
-        attempts=1,
-        ambiguous=False,
-    ):
+        status: int | None = None,
+        error_code: str | None = None,
+        tracking_id: str | None = None,
+        request_id: str | None = None,
+        method: str | None = None,
+        host: str | None = None,
+        path: str | None = None,
+        attempts: int = 1,
+        ambiguous: bool = False,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
@@ -58,7 +62,7 @@ class AzureError(Exception):
         # An earlier attempt timed out after the request may have reached Azure.
         self.ambiguous = ambiguous
 
-    def __str__(self):
+    def __str__(self) -> str:
         where = f"{self.method} {self.host}{self.path}: " if self.method else ""
         status = f"HTTP {self.status}" if self.status is not None else "no response"
         code = f" [{self.error_code}]" if self.error_code else ""
@@ -93,7 +97,7 @@ class Throttled(AzureError):
 
     permanent = False
 
-    def __init__(self, message, *, retry_after=None, **kwargs):
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
 
@@ -101,11 +105,11 @@ class Throttled(AzureError):
 class UnconfiguredTarget(AzureError):
     """A hostname that is not in the targets file. Nothing was called; never retry."""
 
-    def __init__(self, hostname, message=None):
+    def __init__(self, hostname: str, message: str | None = None) -> None:
         super().__init__(message or f"{hostname} is not a configured Azure target", host=hostname)
         self.hostname = hostname
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.message
 
 
@@ -113,11 +117,13 @@ _HUB_CODE = re.compile(r"ErrorCode:\s*([A-Za-z0-9_]+)\s*;?\s*(.*)", re.DOTALL)
 _HUB_TRACKING = re.compile(r"Tracking ID:\s*([^\s,;]+?)(?:-G:|-TimeStamp:|[\s,;]|$)")
 
 
-def _text(value):
+def _text(value: object) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
-def parse_error_body(content, headers):
+def parse_error_body(
+    content: bytes | str | None, headers: Mapping[str, str]
+) -> tuple[str | None, str | None, str | None]:
     """Return (error_code, tracking_id, message) from an Azure error answer, whatever its shape."""
     code = _text(headers.get("x-ms-error-code")) or _text(headers.get("iothub-errorcode"))
     tracking = None
@@ -158,10 +164,12 @@ def parse_error_body(content, headers):
     return code, tracking, message
 
 
-def error_for_response(status, headers, content, **context):
+def error_for_response(
+    status: int, headers: Mapping[str, str], content: bytes | str | None, **context: Any
+) -> AzureError:
     """Build the AzureError subclass matching an HTTP error answer."""
     code, tracking, message = parse_error_body(content, headers)
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         status=status,
         error_code=code,
         tracking_id=tracking,
@@ -182,7 +190,7 @@ def error_for_response(status, headers, content, **context):
     return Permanent(message, **kwargs)
 
 
-def parse_retry_after(headers):
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds from a ``Retry-After`` header in its seconds form; None when absent or a date."""
     value = _text(headers.get("retry-after"))
     if value is None:

@@ -1,79 +1,49 @@
 """The one HTTP client every Azure call goes through: pacing, auth, timeouts, retries, reporting.
 
-Retries: 429, 500, 502, 503, 504, timeouts and dropped connections are retried with exponential
-backoff and full jitter (a ``Retry-After`` in seconds replaces the computed delay), until
-``max_attempts`` or the ``budget_seconds`` time budget runs out, whichever comes first. No other
-4xx is retried. A read or write timeout (or a connection dropped mid-request) may have reached
-Azure, so the final response or error says ``ambiguous=True``; retried DELETEs are still safe
-because the caller treats 404 as "already absent".
+Retries (the policy and what is retried: ``retry.py``): 429, 500, 502, 503, 504, timeouts and
+dropped connections are retried with exponential backoff and full jitter (a ``Retry-After`` in
+seconds replaces the computed delay), until ``max_attempts`` or the ``budget_seconds`` time
+budget runs out, whichever comes first. No other 4xx is retried. A read or write timeout (or a
+connection dropped mid-request) may have reached Azure, so the final response or error says
+``ambiguous=True``; retried DELETEs are still safe because the caller treats 404 as "already
+absent".
 
 Every attempt is reported to ``on_call(CallRecord)``: method, host, path (never the query
 string), status, timing and Azure's identifiers — never bodies, headers or keys.
 """
+
+from __future__ import annotations
 
 import dataclasses
 import json
 import logging
 import random
 import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from .errors import Permanent, Throttled, Transient, error_for_response, parse_error_body
 from .pacing import PacingTimeout
+from .retry import (
+    AMBIGUOUS_ERRORS,
+    RETRY_ERRORS,
+    RETRY_STATUSES,
+    RetryPolicy,
+    Timeouts,
+    Uniform,
+)
+
+if TYPE_CHECKING:
+    from .auth import EntraAuth, SasAuth
+    from .errors import AzureError
+    from .pacing import Bucket, Pacer
+    from .targets import Target
 
 __all__ = ["AzureResponse", "CallRecord", "RetryPolicy", "Timeouts", "AzureHttp"]
 
 log = logging.getLogger(__name__)
-
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-# The request may have been received and acted on before the connection failed.
-AMBIGUOUS_ERRORS = (
-    httpx.ReadTimeout,
-    httpx.WriteTimeout,
-    httpx.ReadError,
-    httpx.WriteError,
-    httpx.RemoteProtocolError,
-)
-RETRY_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-
-
-@dataclasses.dataclass(frozen=True)
-class Timeouts:
-    connect: float = 5.0
-    read: float = 20.0
-    write: float = 20.0
-    pool: float = 5.0
-
-    def httpx(self):
-        return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
-
-    def attempt_seconds(self):
-        """Longest one attempt can take (Azure answers are small: one read)."""
-        return self.pool + self.connect + self.write + self.read
-
-
-@dataclasses.dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 6
-    budget_seconds: float = 90.0
-    base_delay: float = 0.5  # first retry waits up to this, doubling each time (full jitter)
-    max_delay: float = 20.0
-    timeouts: Timeouts = dataclasses.field(default_factory=Timeouts)
-    # Longest wait for a pacing token before giving up with Throttled (also bounded by budget).
-    pacing_max_wait: float = 60.0
-
-    def backoff(self, attempt, rng=random):
-        """Delay before attempt ``attempt + 1``: uniform in [0, min(max, base * 2^(attempt-1))]."""
-        return rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
-
-    def worst_case_seconds(self):
-        """Longest one client call can take, retries, backoff and pacing included.
-
-        No attempt starts (and no pacing wait or backoff extends) past the budget, so the worst
-        case is the budget plus one full attempt started just before it ran out.
-        """
-        return self.budget_seconds + self.timeouts.attempt_seconds()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +65,7 @@ class CallRecord:
 @dataclasses.dataclass(frozen=True)
 class AzureResponse:
     status: int
-    data: object  # parsed JSON (dict or list), None for an empty body or a 404
+    data: Any  # parsed JSON (dict or list), None for an empty body or a 404
     request_id: str | None = None
     tracking_id: str | None = None
     error_code: str | None = None
@@ -105,7 +75,7 @@ class AzureResponse:
     continuation: str | None = None  # x-ms-continuation of a query page
 
     @property
-    def found(self):
+    def found(self) -> bool:
         return self.status != 404
 
 
@@ -114,19 +84,19 @@ class AzureHttp:
 
     def __init__(
         self,
-        target,
+        target: Target,
         *,
-        client,
-        auth,
-        api_version,
-        pacer,
-        buckets,
-        retry=None,
-        on_call=None,
-        sleep=time.sleep,
-        clock=time.monotonic,
-        rng=None,
-    ):
+        client: httpx.Client,
+        auth: SasAuth | EntraAuth,
+        api_version: str,
+        pacer: Pacer,
+        buckets: dict[str, Bucket],
+        retry: RetryPolicy | None = None,
+        on_call: Callable[[CallRecord], object] | None = None,
+        sleep: Callable[[float], object] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Uniform | None = None,
+    ) -> None:
         self.target = target
         self._client = client
         self._auth = auth
@@ -139,7 +109,16 @@ class AzureHttp:
         self._clock = clock
         self._rng = rng or random.Random()
 
-    def request(self, method, path, *, bucket, json_body=None, headers=None, missing_ok=False):
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        bucket: str,
+        json_body: object = None,
+        headers: dict[str, str] | None = None,
+        missing_ok: bool = False,
+    ) -> AzureResponse:
         """Send with retries; return an AzureResponse or raise an AzureError subclass.
 
         ``missing_ok``: a 404 carrying an Azure error code is returned (``found`` False) instead
@@ -148,7 +127,7 @@ class AzureHttp:
         started = self._clock()
         attempt = 0
         ambiguous = False
-        context = {"method": method, "host": self.target.hostname, "path": path}
+        context: dict[str, Any] = {"method": method, "host": self.target.hostname, "path": path}
         while True:
             attempt += 1
             self._pace(bucket, started, attempt, ambiguous, context)
@@ -157,6 +136,7 @@ class AzureHttp:
                 method, path, json_body, headers, missing_ok, attempt, context
             )
             if error is None:
+                assert response is not None  # _attempt answers a response when nothing failed
                 return self._success(
                     response, method, path, attempt, sent, started, ambiguous, missing_ok
                 )
@@ -178,7 +158,9 @@ class AzureHttp:
             )
             self._sleep(delay)
 
-    def _pace(self, bucket, started, attempt, ambiguous, context):
+    def _pace(
+        self, bucket: str, started: float, attempt: int, ambiguous: bool, context: dict[str, Any]
+    ) -> None:
         """Wait for a token of ``bucket`` within what is left of the retry budget."""
         policy = self.retry
         remaining = policy.budget_seconds - (self._clock() - started)
@@ -195,14 +177,23 @@ class AzureHttp:
                 **context,
             ) from None
 
-    def _attempt(self, method, path, json_body, headers, missing_ok, attempt, context):
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        json_body: object,
+        headers: dict[str, str] | None,
+        missing_ok: bool,
+        attempt: int,
+        context: dict[str, Any],
+    ) -> tuple[httpx.Response | None, AzureError | None, bool, float | None]:
         """One send: (response, None, …) when it succeeded, else (response or None, the error,
         whether the outcome is unknown, the Retry-After Azure asked for)."""
         try:
             response = self._send(method, path, json_body, headers)
         except RETRY_ERRORS as exc:
             message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            error = Transient(message, attempts=attempt, **context)
+            error: AzureError = Transient(message, attempts=attempt, **context)
             return None, error, isinstance(exc, AMBIGUOUS_ERRORS), None
         status = response.status_code
         if status < 300 or (status == 404 and missing_ok and _azure_said(response)):
@@ -214,7 +205,9 @@ class AzureHttp:
             self._auth.invalidate()
         return response, error, status == 504, getattr(error, "retry_after", None)
 
-    def _retry_delay(self, error, attempt, retry_after, started):
+    def _retry_delay(
+        self, error: AzureError, attempt: int, retry_after: float | None, started: float
+    ) -> float | None:
         """Seconds to sleep before the next attempt, or None when this error is final."""
         policy = self.retry
         if error.status is not None and error.status not in RETRY_STATUSES:
@@ -226,7 +219,9 @@ class AzureHttp:
             return None
         return delay
 
-    def _send(self, method, path, json_body, headers):
+    def _send(
+        self, method: str, path: str, json_body: object, headers: dict[str, str] | None
+    ) -> httpx.Response:
         request_headers = {
             "Authorization": self._auth.header(),
             "Accept": "application/json",
@@ -249,7 +244,17 @@ class AzureHttp:
             timeout=self.retry.timeouts.httpx(),
         )
 
-    def _success(self, response, method, path, attempt, sent, started, ambiguous, missing_ok):
+    def _success(
+        self,
+        response: httpx.Response,
+        method: str,
+        path: str,
+        attempt: int,
+        sent: float,
+        started: float,
+        ambiguous: bool,
+        missing_ok: bool,
+    ) -> AzureResponse:
         now = self._clock()
         status = response.status_code
         request_id = response.headers.get("x-ms-request-id")
@@ -293,7 +298,18 @@ class AzureHttp:
             continuation=response.headers.get("x-ms-continuation") or None,
         )
 
-    def _report(self, method, path, status, seconds, attempt, error, delay, outcome=None, rid=None):
+    def _report(
+        self,
+        method: str,
+        path: str,
+        status: int | None,
+        seconds: float,
+        attempt: int,
+        error: AzureError | None,
+        delay: float | None,
+        outcome: str | None = None,
+        rid: str | None = None,
+    ) -> None:
         if self._on_call is None:
             return
         if outcome is None:
@@ -315,11 +331,11 @@ class AzureHttp:
         except Exception:  # a broken observer must not fail (or repeat) an Azure operation
             log.exception("on_call hook failed for %s %s%s", method, self.target.hostname, path)
 
-    def pages(self, path, *, bucket, body, page_size):
+    def pages(self, path: str, *, bucket: str, body: object, page_size: int) -> Iterator[Any]:
         """Yield every item of a paged query, following x-ms-continuation until it is absent."""
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
-        continuation = None
+        continuation: str | None = None
         while True:
             headers = {"x-ms-max-item-count": str(page_size)}
             if continuation:
@@ -349,7 +365,7 @@ class AzureHttp:
             continuation = response.continuation
 
 
-def _azure_said(response):
+def _azure_said(response: httpx.Response) -> bool:
     """True when a 404 carries Azure's error code, so it means "no such resource".
 
     A bare 404 (a proxy, a wrong endpoint) must not be taken for "already deleted".
@@ -358,5 +374,5 @@ def _azure_said(response):
     return code is not None
 
 
-def _ms(seconds):
+def _ms(seconds: float) -> int:
     return max(0, round(seconds * 1000))

@@ -4,20 +4,27 @@ Device, module and twin reads and deletes use the target's ``registry`` bucket; 
 much smaller ``query`` bucket. GETs and DELETEs answer 404 as a response with ``found`` False.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from .http import AzureHttp, AzureResponse
 
 __all__ = ["IotHubClient", "HUB_API_VERSION"]
 
 HUB_API_VERSION = "2021-04-12"
 
 
-def _id(value):
+def _id(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError("an identifier must be a non-empty string")
     return quote(value, safe="")
 
 
-def _if_match(etag):
+def _if_match(etag: str) -> str:
     """The hub wants the etag quoted, as its SDKs send it (``"*"`` for any version)."""
     if len(etag) > 1 and etag[0] == '"' and etag[-1] == '"':
         return etag
@@ -25,47 +32,49 @@ def _if_match(etag):
 
 
 class IotHubClient:
-    def __init__(self, http):
+    def __init__(self, http: AzureHttp) -> None:
         self._http = http
         self.hostname = http.target.hostname
         self.target = http.target
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"IotHubClient({self.hostname!r})"
 
-    def _get(self, path):
+    def _get(self, path: str) -> AzureResponse:
         return self._http.request("GET", path, bucket="registry", missing_ok=True)
 
-    def _delete(self, path, etag):
+    def _delete(self, path: str, etag: str | None) -> AzureResponse:
         headers = {"If-Match": _if_match(etag or "*")}
         return self._http.request(
             "DELETE", path, bucket="registry", headers=headers, missing_ok=True
         )
 
-    def get_device(self, device_id):
+    def get_device(self, device_id: str) -> AzureResponse:
         return self._get(f"/devices/{_id(device_id)}")
 
-    def get_twin(self, device_id):
+    def get_twin(self, device_id: str) -> AzureResponse:
         return self._get(f"/twins/{_id(device_id)}")
 
-    def list_modules(self, device_id):
+    def list_modules(self, device_id: str) -> AzureResponse:
         """The device's modules: ``data`` is a list (None with ``found`` False if no device)."""
         return self._get(f"/devices/{_id(device_id)}/modules")
 
-    def get_module(self, device_id, module_id):
+    def get_module(self, device_id: str, module_id: str) -> AzureResponse:
         return self._get(f"/devices/{_id(device_id)}/modules/{_id(module_id)}")
 
-    def get_module_twin(self, device_id, module_id):
+    def get_module_twin(self, device_id: str, module_id: str) -> AzureResponse:
         return self._get(f"/twins/{_id(device_id)}/modules/{_id(module_id)}")
 
-    def delete_module(self, device_id, module_id, etag="*"):
+    def delete_module(
+        self, device_id: str, module_id: str, etag: str | None = "*"
+    ) -> AzureResponse:
         return self._delete(f"/devices/{_id(device_id)}/modules/{_id(module_id)}", etag)
 
-    def delete_device(self, device_id, etag="*"):
+    def delete_device(self, device_id: str, etag: str | None = "*") -> AzureResponse:
         """Deleting the device deletes its twin (and, in Azure, its modules) too."""
         return self._delete(f"/devices/{_id(device_id)}", etag)
 
-    def query(self, sql, page_size=100):
+    def query(self, sql: str, page_size: int = 100) -> Iterator[Any]:
         """Yield every result of an IoT Hub query (e.g. ``SELECT * FROM devices``)."""
         return self._http.pages(
             "/devices/query", bucket="query", body={"query": sql}, page_size=page_size

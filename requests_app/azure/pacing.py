@@ -25,9 +25,19 @@ each. If that wait would exceed the caller's maximum wait, nothing is taken and 
 ``PacingTimeout`` to report as throttling.
 """
 
+from __future__ import annotations
+
 import math
 import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from redis.commands.core import Script
+
+    from .targets import Target
 
 __all__ = ["Bucket", "LocalBuckets", "Pacer", "PacingTimeout", "bucket_for"]
 
@@ -40,7 +50,7 @@ KEY_PREFIX = "dsr:azure:pace"
 
 
 class PacingTimeout(Exception):
-    def __init__(self, key, wait):
+    def __init__(self, key: str, wait: float) -> None:
         super().__init__(f"pacing {key}: next token in {wait:.1f}s, above the maximum wait")
         self.key = key
         self.wait = wait
@@ -51,16 +61,16 @@ class Bucket:
 
     __slots__ = ("key", "rate", "burst")
 
-    def __init__(self, key, per_minute, *, scale=1.0):
+    def __init__(self, key: str, per_minute: float, *, scale: float = 1.0) -> None:
         self.key = key
         self.rate = per_minute * scale / 60.0
         self.burst = min(MAX_BURST, max(1.0, math.floor(self.rate * BURST_SECONDS)))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Bucket({self.key!r}, rate={self.rate:g}/s, burst={self.burst:g})"
 
 
-def bucket_for(target, kind, *, prefix=KEY_PREFIX):
+def bucket_for(target: Target, kind: str, *, prefix: str = KEY_PREFIX) -> Bucket:
     """The bucket for ``kind`` ("dps", "registry" or "query") of a target."""
     if kind == "dps":
         per_minute = DPS_PER_MINUTE
@@ -98,12 +108,12 @@ return math.floor(wait)
 class LocalBuckets:
     """The same algorithm in process, for when there is no Redis (one process, many threads)."""
 
-    def __init__(self, clock=time.monotonic):
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._tat = {}
+        self._tat: dict[str, float] = {}
 
-    def reserve(self, bucket, max_wait):
+    def reserve(self, bucket: Bucket, max_wait: float) -> float:
         interval = 1.0 / bucket.rate
         with self._lock:
             now = self._clock()
@@ -121,14 +131,21 @@ _process_buckets = LocalBuckets()
 class Pacer:
     """Takes a token from a bucket, sleeping as long as the bucket says (up to ``max_wait``)."""
 
-    def __init__(self, redis=None, *, max_wait=60.0, sleep=time.sleep, local=None):
+    def __init__(
+        self,
+        redis: Redis | None = None,
+        *,
+        max_wait: float = 60.0,
+        sleep: Callable[[float], object] = time.sleep,
+        local: LocalBuckets | None = None,
+    ) -> None:
         self.redis = redis
         self.max_wait = max_wait
         self._sleep = sleep
         self._local = local or _process_buckets
-        self._script = redis.register_script(_LUA) if redis is not None else None
+        self._script: Script | None = redis.register_script(_LUA) if redis is not None else None
 
-    def reserve(self, bucket, max_wait):
+    def reserve(self, bucket: Bucket, max_wait: float) -> float:
         """Reserve a token; return the seconds to wait before using it, or raise PacingTimeout."""
         if self._script is not None:
             args = [bucket.rate, bucket.burst, max_wait]
@@ -143,7 +160,7 @@ class Pacer:
             raise PacingTimeout(bucket.key, wait)
         return wait
 
-    def acquire(self, bucket, max_wait=None):
+    def acquire(self, bucket: Bucket, max_wait: float | None = None) -> float:
         """Block until a token of ``bucket`` may be used; return the seconds slept."""
         limit = self.max_wait if max_wait is None else min(max_wait, self.max_wait)
         wait = self.reserve(bucket, max(0.0, limit))

@@ -20,13 +20,17 @@ Everything is checked at start-up and the first problem is reported naming the e
 from 1, as a person reads the file) and the field. Keys never appear in a message or a repr.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import functools
 import os
 import re
 import tomllib
 import urllib.parse
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from .auth import CREDENTIALS, ConnectionString, ConnectionStringError, parse_connection_string
 
@@ -46,6 +50,8 @@ COMMON_FIELDS = {
     "rate_scale",
 }
 FIELDS = {DPS: COMMON_FIELDS, HUB: COMMON_FIELDS | {"tier", "units"}}
+# Builds the error for one field of the entry being read: (field, problem) -> TargetsError.
+Fail = Callable[[str, str], "TargetsError"]
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9-]{1,63})+$")
 
 
@@ -67,29 +73,34 @@ class Target:
     connection: ConnectionString | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
-    def base_url(self):
+    def base_url(self) -> str:
         return self.endpoint or f"https://{self.hostname}"
 
 
 @dataclasses.dataclass(frozen=True)
 class Targets:
-    dps: dict = dataclasses.field(default_factory=dict)  # hostname -> Target
-    hubs: dict = dataclasses.field(default_factory=dict)  # hostname -> Target
+    dps: dict[str, Target] = dataclasses.field(default_factory=dict)  # by hostname
+    hubs: dict[str, Target] = dataclasses.field(default_factory=dict)  # by hostname
     path: str | None = None
 
-    def get(self, hostname):
+    def get(self, hostname: str | None) -> Target | None:
         hostname = (hostname or "").strip().lower().rstrip(".")
         return self.dps.get(hostname) or self.hubs.get(hostname)
 
-    def __contains__(self, hostname):
+    def __contains__(self, hostname: str | None) -> bool:
         return self.get(hostname) is not None
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Target]:
         yield from self.dps.values()
         yield from self.hubs.values()
 
 
-def load_targets(path, *, secrets=True, environ=None):
+def load_targets(
+    path: str | os.PathLike[str],
+    *,
+    secrets: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> Targets:
     """Read and validate a targets file.
 
     With ``secrets=False`` the connection strings are not read (for processes such as the web
@@ -109,7 +120,7 @@ def load_targets(path, *, secrets=True, environ=None):
         raise TargetsError(
             f"{path}: unknown section {sorted(unknown)[0]!r} (expected [[dps]] and [[hub]])"
         )
-    found = {DPS: {}, HUB: {}}
+    found: dict[str, dict[str, Target]] = {DPS: {}, HUB: {}}
     for kind in (DPS, HUB):
         entries = data.get(kind, [])
         if not isinstance(entries, list):
@@ -125,7 +136,14 @@ def load_targets(path, *, secrets=True, environ=None):
     return Targets(dps=found[DPS], hubs=found[HUB], path=str(path))
 
 
-def _target(kind, number, entry, base_dir, secrets, environ):
+def _target(
+    kind: str,
+    number: int,
+    entry: object,
+    base_dir: Path,
+    secrets: bool,
+    environ: Mapping[str, str],
+) -> Target:
     where = f"{kind}[{number}]"
     if not isinstance(entry, dict):
         raise TargetsError(f"{where}: must be a table")
@@ -133,7 +151,7 @@ def _target(kind, number, entry, base_dir, secrets, environ):
     if isinstance(raw_host, str):
         where = f"{where} ({raw_host.strip()})"
 
-    def fail(field, problem):
+    def fail(field: str, problem: str) -> TargetsError:
         return TargetsError(f"{where}: {field}: {problem}")
 
     unknown = sorted(set(entry) - FIELDS[kind])
@@ -165,7 +183,14 @@ def _target(kind, number, entry, base_dir, secrets, environ):
     )
 
 
-def _auth(entry, hostname, base_dir, secrets, environ, fail):
+def _auth(
+    entry: dict[str, Any],
+    hostname: str,
+    base_dir: Path,
+    secrets: bool,
+    environ: Mapping[str, str],
+    fail: Fail,
+) -> tuple[str, str | None, ConnectionString | None]:
     """(auth, credential, connection): a SAS policy's connection string, or Entra ID."""
     auth = entry.get("auth")
     if auth not in ("sas", "entra"):
@@ -183,7 +208,7 @@ def _auth(entry, hostname, base_dir, secrets, environ, fail):
     return auth, credential, None
 
 
-def _capacity(entry, fail):
+def _capacity(entry: dict[str, Any], fail: Fail) -> tuple[str, int, float]:
     """(tier, units, rate_scale): what sizes the target's throttles."""
     tier = entry.get("tier", "S1")
     if not isinstance(tier, str) or tier.upper() not in TIERS:
@@ -197,7 +222,7 @@ def _capacity(entry, fail):
     return tier.upper(), units, float(rate_scale)
 
 
-def _endpoint(value, fail):
+def _endpoint(value: object, fail: Fail) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -210,7 +235,14 @@ def _endpoint(value, fail):
     return value.strip().rstrip("/")
 
 
-def _connection(entry, hostname, base_dir, secrets, environ, fail):
+def _connection(
+    entry: dict[str, Any],
+    hostname: str,
+    base_dir: Path,
+    secrets: bool,
+    environ: Mapping[str, str],
+    fail: Fail,
+) -> ConnectionString | None:
     env_name = entry.get("connection_string_env")
     file_name = entry.get("connection_string_file")
     if (env_name is None) == (file_name is None):
@@ -249,11 +281,11 @@ def _connection(entry, hostname, base_dir, secrets, environ, fail):
 
 
 @functools.cache
-def _load_cached(path, secrets):
+def _load_cached(path: str, secrets: bool) -> Targets:
     return load_targets(path, secrets=secrets)
 
 
-def configured_targets(*, secrets=True):
+def configured_targets(*, secrets: bool = True) -> Targets:
     """The targets named by ``settings.DSR_AZURE_TARGETS``, loaded once per process.
 
     An unset setting means no targets: every client look-up then raises UnconfiguredTarget.
@@ -267,4 +299,6 @@ def configured_targets(*, secrets=True):
     return _load_cached(str(path), secrets)
 
 
-configured_targets.cache_clear = _load_cached.cache_clear
+# A function attribute, as functools.cache gives one (tests and benchmarks forget the file);
+# mypy does not model attributes added to a function.
+configured_targets.cache_clear = _load_cached.cache_clear  # type: ignore[attr-defined]

@@ -21,6 +21,8 @@ made first: README.txt in memory (it is small), history.json into a temporary fi
 hashed (it grows with the operations), the device documents were hashed when they were stored.
 """
 
+from __future__ import annotations
+
 import hashlib
 import io
 import itertools
@@ -28,8 +30,10 @@ import stat
 import tempfile
 import textwrap
 import zipfile
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO, Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -43,7 +47,7 @@ from requests_app.evidence.out_of_reach import NOT_REACHABLE, not_reachable
 from requests_app.evidence.store import ExportStore
 from requests_app.evidence.subject_history import history, subject_approvals
 from requests_app.jobs import operations
-from requests_app.models import Artifact, PlannedDevice
+from requests_app.models import Artifact, DataRequest, PlannedDevice
 
 CHUNK = 1 << 16
 
@@ -70,14 +74,14 @@ class ArchiveError(Exception):
     """The stored export cannot be archived as it is (a file changed after it was recorded)."""
 
 
-def build_export_archive(data_request):
+def build_export_archive(data_request: DataRequest) -> Artifact:
     """Build ``<reference>-export.zip`` and create or replace its ``Artifact``; returns it."""
     store = ExportStore(data_request)
     generated = timezone.now()
     tmp_dir = Path(settings.DSR_DATA_DIR) / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
 
-    def write(fh):
+    def write(fh: IO[bytes]) -> None:
         with (
             io.BytesIO() as readme,
             tempfile.TemporaryFile(dir=tmp_dir, prefix=f"{data_request.reference}-") as hist,
@@ -108,7 +112,7 @@ def build_export_archive(data_request):
 
 
 # --- members ---------------------------------------------------------------------------------
-def check_member_name(name):
+def check_member_name(name: str) -> str:
     """Archive member names are relative, forward-slashed, ASCII, without ``.`` or ``..``."""
     parts = name.split("/")
     if (
@@ -121,21 +125,22 @@ def check_member_name(name):
     return name
 
 
-def _zipinfo(name, when):
+def _zipinfo(name: str, when: datetime) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(check_member_name(name), date_time=_zip_time(when))
     info.compress_type = zipfile.ZIP_DEFLATED
     info.external_attr = (stat.S_IFREG | 0o644) << 16
     return info
 
 
-def _zip_time(when):
+def _zip_time(when: datetime) -> tuple[int, int, int, int, int, int]:
     when = when.astimezone(UTC)
     return max(when, datetime(1980, 1, 1, tzinfo=UTC)).timetuple()[:6]
 
 
-def _blocks(chunks):
+def _blocks(chunks: Iterable[str]) -> Iterator[bytes]:
     """UTF-8 blocks of about CHUNK bytes from many small text chunks."""
-    pending, size = [], 0
+    pending: list[str] = []
+    size = 0
     for chunk in chunks:
         pending.append(chunk)
         size += len(chunk)
@@ -146,14 +151,14 @@ def _blocks(chunks):
         yield "".join(pending).encode("utf-8")
 
 
-def _write_member(zf, name, when, chunks):
+def _write_member(zf: zipfile.ZipFile, name: str, when: datetime, chunks: Iterable[str]) -> None:
     """Write text chunks as one member."""
     with zf.open(_zipinfo(name, when), "w", force_zip64=True) as out:
         for block in _blocks(chunks):
             out.write(block)
 
 
-def _copy_into(zf, name, when, src):
+def _copy_into(zf: zipfile.ZipFile, name: str, when: datetime, src: IO[bytes]) -> str:
     """Stream a binary file object into the archive as one member; returns its SHA-256."""
     digest = hashlib.sha256()
     with zf.open(_zipinfo(name, when), "w", force_zip64=True) as out:
@@ -163,7 +168,7 @@ def _copy_into(zf, name, when, src):
     return digest.hexdigest()
 
 
-def _copy_member(zf, entry, when):
+def _copy_member(zf: zipfile.ZipFile, entry: dict[str, Any], when: datetime) -> None:
     """Stream one stored document into the archive, checking it still has its recorded hash."""
     with open(entry["abspath"], "rb") as src:
         sha256 = _copy_into(zf, entry["path"], when, src)
@@ -171,7 +176,7 @@ def _copy_member(zf, entry, when):
         raise ArchiveError(f"{entry['path']} changed after it was exported; export it again")
 
 
-def _made_entry(path, document, fh, chunks):
+def _made_entry(path: str, document: str, fh: IO[bytes], chunks: Iterable[str]) -> dict[str, Any]:
     """Write text chunks to ``fh`` (rewound afterwards), hashing as they go: the manifest's
     entry for a file the portal made (README.txt, history.json)."""
     digest, size = hashlib.sha256(), 0
@@ -192,7 +197,7 @@ def _made_entry(path, document, fh, chunks):
 
 
 # --- manifest --------------------------------------------------------------------------------
-def request_summary(data_request):
+def request_summary(data_request: DataRequest) -> dict[str, str | None]:
     """The request as the archive states it (the archive is made while it is running, so it
     gives no status: history.json says how far it had come)."""
     return {
@@ -206,11 +211,11 @@ def request_summary(data_request):
     }
 
 
-def targets(data_request):
+def targets(data_request: DataRequest) -> dict[str, list[str]]:
     """The hosts read, by hostname only: never endpoints, credentials or policies. A hub that
     is not configured (an unreachable identifier) was never called, so it is not listed."""
     devices = PlannedDevice.objects.filter(request=data_request, state=PlannedDevice.State.FOUND)
-    names = {"dps": set(), "iothub": set()}
+    names: dict[str, set[str]] = {"dps": set(), "iothub": set()}
     for dps, hub in devices.values_list("dps", "hub").distinct().iterator():
         if dps:
             names["dps"].add(dps)
@@ -219,7 +224,7 @@ def targets(data_request):
     return {kind: sorted(hosts) for kind, hosts in names.items()}
 
 
-def unresolved(data_request, state):
+def unresolved(data_request: DataRequest, state: str) -> Iterator[dict[str, str]]:
     """Plan entries in ``state`` (not found / unreachable), streamed."""
     rows = PlannedDevice.objects.filter(request=data_request, state=state).order_by("position")
     for device in rows.iterator(chunk_size=500):
@@ -232,7 +237,12 @@ def unresolved(data_request, state):
         }
 
 
-def _manifest_chunks(data_request, store, generated, made):
+def _manifest_chunks(
+    data_request: DataRequest,
+    store: ExportStore,
+    generated: datetime,
+    made: list[dict[str, Any]],
+) -> Iterator[str]:
     stored = (
         {
             "path": entry["path"],
@@ -275,17 +285,17 @@ def _manifest_chunks(data_request, store, generated, made):
 
 
 # --- history -------------------------------------------------------------------------------
-def _history_chunks(data_request, generated):
+def _history_chunks(data_request: DataRequest, generated: datetime) -> Iterator[str]:
     yield from json_chunks(history(data_request, generated))
     yield "\n"
 
 
 # --- README ----------------------------------------------------------------------------------
-def _wrap(text, first, rest):
+def _wrap(text: str, first: str, rest: str) -> str:
     return textwrap.fill(text, width=88, initial_indent=first, subsequent_indent=rest) + "\n"
 
 
-def _readme_chunks(data_request, generated):
+def _readme_chunks(data_request: DataRequest, generated: datetime) -> Iterator[str]:
     yield f"Export archive for data subject request {data_request.reference}\n"
     yield "=" * 72 + "\n\n"
     yield (
@@ -304,7 +314,7 @@ def _readme_chunks(data_request, generated):
     yield README_CHECKS
 
 
-def _readme_request(data_request, generated):
+def _readme_request(data_request: DataRequest, generated: datetime) -> Iterator[str]:
     summary = request_summary(data_request)
     approved_by = ", ".join(
         f"{a['approver']} ({a['time']})" for a in subject_approvals(data_request)
@@ -320,7 +330,7 @@ def _readme_request(data_request, generated):
     yield f"  Generated:   {generated.isoformat()}\n\n"
 
 
-def _readme_files():
+def _readme_files() -> Iterator[str]:
     """What each file is: the portal's own, then every document the registry declares."""
     yield "What each file is\n-----------------\n"
     for name, description in PORTAL_FILES:

@@ -5,10 +5,14 @@ from the reference, never taken from input. A half-built file only ever exists i
 ``DSR_DATA_DIR/tmp/`` and is removed when building fails.
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from django.conf import settings
 from django.db import transaction
@@ -17,11 +21,11 @@ from requests_app.evidence.store import check_reference, sha256_file
 from requests_app.models import Artifact, AuditEvent, DataRequest
 
 
-def artifact_dir(data_request):
+def artifact_dir(data_request: DataRequest) -> Path:
     return Path(settings.DSR_DATA_DIR) / "artifacts" / check_reference(data_request.reference)
 
 
-def artifact_path(artifact):
+def artifact_path(artifact: Artifact) -> Path:
     """The absolute path of a stored artifact, refusing anything outside the artifacts tree."""
     root = (Path(settings.DSR_DATA_DIR) / "artifacts").resolve()
     path = (Path(settings.DSR_DATA_DIR) / artifact.path).resolve()
@@ -30,7 +34,13 @@ def artifact_path(artifact):
     return path
 
 
-def store_artifact(data_request, kind, filename, content_type, write_fn):
+def store_artifact(
+    data_request: DataRequest,
+    kind: str,
+    filename: str,
+    content_type: str,
+    write_fn: Callable[[IO[bytes]], object],
+) -> Artifact:
     """Build an artifact with ``write_fn(fileobj)`` (a binary file open for writing, seekable),
     then hash it, move it into place and create or replace the request's row of that kind.
 

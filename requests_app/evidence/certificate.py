@@ -10,12 +10,16 @@ UTF-8) for machines, and a PDF for people (``certificate_pdf``) that prints the 
 so the one can be checked against the other.
 """
 
+from __future__ import annotations
+
 import base64
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.utils import timezone
 
@@ -23,7 +27,14 @@ from requests_app.dates import iso
 from requests_app.evidence.artifacts import store_artifact
 from requests_app.evidence.out_of_reach import not_reachable
 from requests_app.jobs import operations
-from requests_app.models import Approval, Artifact, Operation, PlannedDevice, Status
+from requests_app.models import (
+    Approval,
+    Artifact,
+    DataRequest,
+    Operation,
+    PlannedDevice,
+    Status,
+)
 from requests_app.models.audit import verify_chain
 
 FORMAT = "dsr-portal deletion certificate, version 2"
@@ -43,19 +54,23 @@ RESULTS = {
 class Certificate:
     """A rendered certificate, not yet stored: the JSON body, its SHA-256 and the PDF."""
 
-    content: dict
+    content: dict[str, Any]
     body: bytes
     json_sha256: str
     pdf: bytes
 
 
-def build_certificate(data_request, *, status=None, completed=None):
+def build_certificate(
+    data_request: DataRequest, *, status: str | None = None, completed: datetime | None = None
+) -> tuple[Artifact, Artifact]:
     """Render and store the certificate: ``(json_artifact, pdf_artifact)``. Without ``status``
     and ``completed`` it states the request's recorded outcome (it must have one)."""
     return store_certificate(data_request, render_certificate(data_request, status, completed))
 
 
-def render_certificate(data_request, status=None, completed=None):
+def render_certificate(
+    data_request: DataRequest, status: str | None = None, completed: datetime | None = None
+) -> Certificate:
     """Everything that takes time (reading every operation, the PDF), touching nothing."""
     from requests_app.evidence.certificate_pdf import render_pdf
 
@@ -69,7 +84,9 @@ def render_certificate(data_request, status=None, completed=None):
     return Certificate(content, body, json_sha256, render_pdf(content, json_sha256))
 
 
-def store_certificate(data_request, certificate):
+def store_certificate(
+    data_request: DataRequest, certificate: Certificate
+) -> tuple[Artifact, Artifact]:
     """Store both files (each moved into place, with its row and audit event)."""
     json_artifact = store_artifact(
         data_request,
@@ -88,7 +105,7 @@ def store_certificate(data_request, certificate):
     return json_artifact, pdf_artifact
 
 
-def canonical_json(content):
+def canonical_json(content: object) -> bytes:
     return json.dumps(
         content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
     ).encode("utf-8")
@@ -99,7 +116,7 @@ CHECKPOINT_FIELDS = ("seq", "head_hash", "created_at", "signature", "key_fingerp
 NO_CHECKPOINT = "no checkpoint yet"
 
 
-def audit_checkpoint():
+def audit_checkpoint() -> dict[str, object] | None:
     """The latest signed audit checkpoint (one whose signature verifies) as a dict of
     ``CHECKPOINT_FIELDS``, or None: the one place the certificate and the evidence report get
     it from."""
@@ -112,7 +129,7 @@ def audit_checkpoint():
     return {name: _plain(checkpoint.get(name)) for name in CHECKPOINT_FIELDS}
 
 
-def checkpoint_lines(checkpoint):
+def checkpoint_lines(checkpoint: Mapping[str, object] | None) -> list[str]:
     """The checkpoint in words, for the PDFs."""
     if not checkpoint:
         return [f"Audit checkpoint: {NO_CHECKPOINT}."]
@@ -124,7 +141,7 @@ def checkpoint_lines(checkpoint):
     ]
 
 
-def _plain(value):
+def _plain(value: object) -> object:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, bytes | bytearray | memoryview):
@@ -135,7 +152,7 @@ def _plain(value):
 # --- content ---------------------------------------------------------------------------------
 
 
-def operation_record(op):
+def operation_record(op: Operation) -> dict[str, object]:
     return {
         "seq": op.seq,
         "phase": op.phase,
@@ -156,7 +173,7 @@ def operation_record(op):
 PASSED = {"absent", "disabled"}
 
 
-def verification_result(op):
+def verification_result(op: Operation) -> str:
     """What a verify GET found: ``absent`` (404), ``disabled`` (the blocking enrollment),
     ``still present``, ``not disabled``, ``check failed`` or ``not checked``."""
     if op.state in (Operation.State.PENDING, Operation.State.RUNNING, Operation.State.SKIPPED):
@@ -174,7 +191,7 @@ def verification_result(op):
     return "still present" if op.http_status == 200 else "check failed"
 
 
-def device_result(device, ops, verified):
+def device_result(device: PlannedDevice, ops: Sequence[Operation], verified: bool) -> str:
     """One of ``RESULTS``: found nowhere, retained (hub not configured, or a step not run),
     not verified, erased (a DELETE took effect) or already absent (every DELETE met 404)."""
     erasure = [op for op in ops if op.phase == Operation.Phase.ERASURE]
@@ -191,7 +208,9 @@ def device_result(device, ops, verified):
     return "already_absent"
 
 
-def device_record(data_request, device, ops):
+def device_record(
+    data_request: DataRequest, device: PlannedDevice, ops: Sequence[Operation]
+) -> dict[str, Any]:
     verification = [
         {
             "action": op.action,
@@ -228,10 +247,12 @@ def device_record(data_request, device, ops):
     }
 
 
-def retained_records(data_request, device, ops):
+def retained_records(
+    data_request: DataRequest, device: PlannedDevice, ops: Sequence[Operation]
+) -> list[dict[str, str]]:
     """Data deliberately (or necessarily) kept for this device, with the reason."""
     ids = {"registration_id": device.registration_id, "device_id": device.device_id}
-    kept = []
+    kept: list[dict[str, str]] = []
     for op in ops:
         entry = operations.OPERATIONS.get(op.action)
         if entry is not None and entry.retains and op.state == Operation.State.DONE:
@@ -274,7 +295,7 @@ def retained_records(data_request, device, ops):
     return kept
 
 
-def approval_records(data_request):
+def approval_records(data_request: DataRequest) -> list[dict[str, str | None]]:
     """Who approved and when (usernames: the certificate is the organisation's evidence;
     where they approved from stays in the evidence report and the audit trail)."""
     rows = Approval.objects.filter(request=data_request, decision=Approval.Decision.APPROVED)
@@ -290,7 +311,7 @@ def approval_records(data_request):
     ]
 
 
-def request_record(data_request):
+def request_record(data_request: DataRequest) -> dict[str, str | None]:
     return {
         "reference": data_request.reference,
         "kind": data_request.kind,
@@ -307,7 +328,7 @@ def request_record(data_request):
     }
 
 
-def step_records(counts):
+def step_records(counts: Mapping[tuple[str, str], int]) -> list[dict[str, object]]:
     """What was done, for a person: per operation of the registry (in plan order) its label
     and how many of its operations ended in each state. ``counts``: ``{(action, state): n}``."""
     order = operations.plan_order()
@@ -322,8 +343,11 @@ def step_records(counts):
     ]
 
 
-def certificate_content(data_request, status, completed):
-    ops_by_device, counts = {}, Counter()
+def certificate_content(
+    data_request: DataRequest, status: str, completed: datetime
+) -> dict[str, Any]:
+    ops_by_device: dict[int, list[Operation]] = {}
+    counts: Counter[tuple[str, str]] = Counter()
     for op in (
         Operation.objects.filter(request=data_request).order_by("seq").iterator(chunk_size=1000)
     ):

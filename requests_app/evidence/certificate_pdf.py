@@ -8,11 +8,14 @@ JSON cannot disagree; every page's footer carries the JSON's SHA-256. Core Helve
 outside Latin-1 (device IDs may hold anything) is written as ``\\uXXXX`` escapes (``pdf_text``).
 """
 
+from __future__ import annotations
+
 from collections import defaultdict
 from datetime import UTC, datetime
+from typing import Any
 
 from requests_app.evidence.certificate import RESULTS, checkpoint_lines
-from requests_app.evidence.pdf import PortalPdf, start_document, table
+from requests_app.evidence.pdf import Heading, Line, PortalPdf, start_document, table
 from requests_app.jobs.operations import operation_name
 
 VIA = {"link": "email link", "portal": "portal"}
@@ -20,7 +23,7 @@ VIA = {"link": "email link", "portal": "portal"}
 LIST_DEVICES = 20
 
 
-def readable(value):
+def readable(value: str | None) -> str:
     """An ISO time as ``2026-01-06 10:22:13 UTC``; dates and anything else as they are."""
     if not value:
         return "-"
@@ -33,7 +36,7 @@ def readable(value):
     return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def render_pdf(content, json_sha256):
+def render_pdf(content: dict[str, Any], json_sha256: str) -> bytes:
     reference = content["request"]["reference"]
     pdf = PortalPdf(f"{reference} - deletion certificate - JSON SHA-256 {json_sha256}")
     heading, line = start_document(pdf, f"Deletion certificate {reference}")
@@ -46,7 +49,7 @@ def render_pdf(content, json_sha256):
     return bytes(pdf.output())
 
 
-def outcome_sentence(content):
+def outcome_sentence(content: dict[str, Any]) -> str:
     summary = content["summary"]
     parts = [
         f"{summary[result]} {label[0].lower()}{label[1:]}"
@@ -58,7 +61,7 @@ def outcome_sentence(content):
     return f"{devices} {noun}: " + ("; ".join(parts) if parts else "none") + "."
 
 
-def _summary(pdf, heading, line, content):
+def _summary(pdf: PortalPdf, heading: Heading, line: Line, content: dict[str, Any]) -> None:
     data_request = content["request"]
     heading(f"Deletion certificate - {data_request['reference']}", 16)
     line(
@@ -104,7 +107,7 @@ def _summary(pdf, heading, line, content):
         )
 
 
-def _devices(pdf, heading, content):
+def _devices(pdf: PortalPdf, heading: Heading, content: dict[str, Any]) -> None:
     heading("Devices")
     rows = []
     for device in content["devices"]:
@@ -134,7 +137,7 @@ def _devices(pdf, heading, content):
     )
 
 
-def _steps(pdf, heading, content):
+def _steps(pdf: PortalPdf, heading: Heading, content: dict[str, Any]) -> None:
     """What was done, one row per operation of the registry, with its certificate label."""
     heading("What was done")
     states = (("done", "Done"), ("already_absent", "Already absent"), ("skipped", "Skipped"))
@@ -146,9 +149,9 @@ def _steps(pdf, heading, content):
     table(pdf, columns, rows)
 
 
-def _retained(pdf, heading, line, content):
+def _retained(pdf: PortalPdf, heading: Heading, line: Line, content: dict[str, Any]) -> None:
     heading("Retained, and why")
-    reasons = defaultdict(list)
+    reasons: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
     for device in content["devices"]:
         for item in device["retained"]:
             name = item.get("group_id") if item["what"] == "enrollment group" else None
@@ -171,7 +174,7 @@ def _retained(pdf, heading, line, content):
         line(f"- {item['source']}: {item['detail']}")
 
 
-def _anchor(heading, line, content, json_sha256):
+def _anchor(heading: Heading, line: Line, content: dict[str, Any], json_sha256: str) -> None:
     heading("Audit anchor")
     chain = content["audit_chain"]
     line(
@@ -189,7 +192,7 @@ def _anchor(heading, line, content, json_sha256):
     line(f"SHA-256 of the certificate JSON: {json_sha256}")
 
 
-def _appendix(pdf, heading, line, content):
+def _appendix(pdf: PortalPdf, heading: Heading, line: Line, content: dict[str, Any]) -> None:
     pdf.add_page()
     heading("Appendix: every Azure API call", 14)
     line(

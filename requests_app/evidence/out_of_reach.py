@@ -1,6 +1,8 @@
 """Data about a device that the portal has no way to read or remove: every export archive and
 every deletion certificate lists it, as "to be handled by the tenant"."""
 
+from __future__ import annotations
+
 NOT_REACHABLE = (
     {
         "source": "IoT Hub message routing endpoints",
@@ -32,5 +34,5 @@ NOT_REACHABLE = (
 HANDLED_BY = "to be handled by the tenant"
 
 
-def not_reachable():
+def not_reachable() -> list[dict[str, str]]:
     return [{**item, "handled_by": HANDLED_BY} for item in NOT_REACHABLE]

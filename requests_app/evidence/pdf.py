@@ -3,7 +3,24 @@ fonts only (no system packages), text made safe for them, the same headings and 
 tables. Lines are wrapped here (``wrap``), never by fpdf2's multi_cell, which is too slow for a
 certificate of thousands of devices."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
 from fpdf import FPDF
+
+
+class Heading(Protocol):
+    """Writes a heading (``start_document``)."""
+
+    def __call__(self, text: str, size: int = 12) -> None: ...
+
+
+class Line(Protocol):
+    """Writes a wrapped line of body text, indented by ``indent`` mm (``start_document``)."""
+
+    def __call__(self, text: str, indent: float = 0) -> None: ...
 
 
 class PortalPdf(FPDF):
@@ -11,17 +28,17 @@ class PortalPdf(FPDF):
 
     footer_text = ""
 
-    def __init__(self, footer_text):
+    def __init__(self, footer_text: str) -> None:
         super().__init__(format="A4")
         self.footer_text = footer_text
 
-    def footer(self):
+    def footer(self) -> None:
         self.set_y(-12)
         self.set_font("Helvetica", size=7)
         self.cell(0, 5, pdf_text(f"{self.footer_text} - page {self.page_no()}/{{nb}}"), align="C")
 
 
-def pdf_text(value):
+def pdf_text(value: object) -> str:
     """Latin-1 text for the core fonts: anything else (and control characters) as escapes."""
     text = "" if value is None else str(value)
     out = []
@@ -38,20 +55,20 @@ def pdf_text(value):
     return "".join(out)
 
 
-def start_document(pdf, title):
+def start_document(pdf: FPDF, title: str) -> tuple[Heading, Line]:
     """Set up ``pdf`` (an FPDF) and open its first page; returns ``(heading, line)`` writers."""
     pdf.set_title(pdf_text(title))
     pdf.set_creator("DSR portal")
     pdf.set_auto_page_break(auto=True, margin=16)
     pdf.add_page()
 
-    def heading(text, size=12):
+    def heading(text: str, size: int = 12) -> None:
         pdf.ln(2)
         pdf.set_font("Helvetica", "B", size)
         pdf.multi_cell(0, 7, pdf_text(text), new_x="LMARGIN", new_y="NEXT")
         pdf.set_font("Helvetica", size=9)
 
-    def line(text, indent=0):
+    def line(text: str, indent: float = 0) -> None:
         width = pdf.epw - indent - 1
         for part in wrap(pdf, pdf_text(text), width):
             pdf.set_x(pdf.l_margin + indent)
@@ -60,7 +77,15 @@ def start_document(pdf, title):
     return heading, line
 
 
-def table(pdf, columns, rows, *, header=True, size=8, leading=3.8):
+def table(
+    pdf: FPDF,
+    columns: Sequence[tuple[str, float]],
+    rows: Iterable[Sequence[object]],
+    *,
+    header: bool = True,
+    size: float = 8,
+    leading: float = 3.8,
+) -> None:
     """Draw ``rows`` (lists of cell values) in columns ``((title, share of the width), ...)``.
 
     Each cell wraps within its column; a row never splits across pages; the header row comes
@@ -69,7 +94,7 @@ def table(pdf, columns, rows, *, header=True, size=8, leading=3.8):
     widths = [pdf.epw * share for _, share in columns]
     pad = 1.2
 
-    def draw(cells, is_header=False):
+    def draw(cells: Sequence[object], is_header: bool = False) -> None:
         wrapped = [
             wrap(pdf, pdf_text(cell), w - 2 * pad) for cell, w in zip(cells, widths, strict=True)
         ]
@@ -93,7 +118,7 @@ def table(pdf, columns, rows, *, header=True, size=8, leading=3.8):
         pdf.line(pdf.l_margin, y + height, pdf.l_margin + pdf.epw, y + height)
         pdf.set_xy(pdf.l_margin, y + height)
 
-    def heading_row():
+    def heading_row() -> None:
         pdf.set_font("Helvetica", "B", size)
         draw([title for title, _ in columns], is_header=True)
         pdf.set_font("Helvetica", size=size)
@@ -106,7 +131,7 @@ def table(pdf, columns, rows, *, header=True, size=8, leading=3.8):
     pdf.set_font("Helvetica", size=9)
 
 
-def wrap(pdf, text, width):
+def wrap(pdf: FPDF, text: str, width: float) -> list[str]:
     """Lines of ``text`` that fit ``width`` in the current font: at spaces where possible,
     anywhere in a long path or hash. fpdf2's multi_cell does the same but re-measures every
     prefix, which made a 1,000-device certificate take minutes; this measures each character
@@ -114,14 +139,15 @@ def wrap(pdf, text, width):
     key = (pdf.font_family, pdf.font_style, pdf.font_size_pt)
     widths = _char_widths.setdefault(key, {})
 
-    def w(ch):
+    def w(ch: str) -> float:
         if ch not in widths:
             widths[ch] = pdf.get_string_width(ch)
         return widths[ch]
 
-    lines = []
+    lines: list[str] = []
     for paragraph in text.split("\n"):
-        current, current_w, last_space = [], 0.0, -1
+        current: list[str] = []
+        current_w, last_space = 0.0, -1
         for ch in paragraph:
             cw = w(ch)
             if current and current_w + cw > width:
@@ -141,4 +167,4 @@ def wrap(pdf, text, width):
     return lines
 
 
-_char_widths = {}
+_char_widths: dict[tuple[str, str, float], dict[str, float]] = {}

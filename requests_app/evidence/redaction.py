@@ -6,6 +6,8 @@ data: the export keeps the shape of each document and puts ``"<redacted>"`` wher
 the manifest lists every place that was changed.
 """
 
+from __future__ import annotations
+
 REDACTED = "<redacted>"
 
 # Compared case-insensitively: Azure is consistent, hand-made or older documents are not.
@@ -14,23 +16,23 @@ KEY_NAMES = frozenset({"primarykey", "secondarykey", "endorsementkey", "storager
 KEY_CONTAINERS = frozenset({"symmetrickey"})
 
 
-def redact(obj):
+def redact(obj: object) -> tuple[object, list[str]]:
     """Return ``(clean copy of obj, [JSON paths that were redacted])``; ``obj`` is not changed.
 
     Paths read like ``authentication.symmetricKey.primaryKey`` or ``modules[0].authentication…``.
     A key that is ``null`` holds no secret and is left as it is (and not listed).
     """
-    paths = []
+    paths: list[str] = []
     return _walk(obj, "", False, paths), paths
 
 
-def _join(prefix, key):
+def _join(prefix: str, key: object) -> str:
     return f"{prefix}.{key}" if prefix else str(key)
 
 
-def _walk(value, path, secret, paths):
+def _walk(value: object, path: str, secret: bool, paths: list[str]) -> object:
     if isinstance(value, dict):
-        clean = {}
+        clean: dict[object, object] = {}
         for key, item in value.items():
             name = str(key).lower()
             child = _join(path, key)
@@ -48,7 +50,7 @@ def _walk(value, path, secret, paths):
     return value
 
 
-def _hide(value, path, paths):
+def _hide(value: object, path: str, paths: list[str]) -> object:
     """Redact a key's value; inside containers keep the shape so readers see what was there."""
     if value is None:
         return None

@@ -6,7 +6,10 @@ signed audit checkpoint the certificate was anchored to and the latest one.
 Built with fpdf2's core Helvetica font; text outside Latin-1 is escaped (``pdf.pdf_text``).
 """
 
+from __future__ import annotations
+
 import json
+from typing import Any
 
 from django.utils import timezone
 
@@ -17,12 +20,12 @@ from requests_app.evidence.certificate import (
     checkpoint_lines,
     verification_result,
 )
-from requests_app.evidence.pdf import PortalPdf, start_document
-from requests_app.models import Approval, Artifact, AuditEvent, Operation
+from requests_app.evidence.pdf import Heading, Line, PortalPdf, start_document
+from requests_app.models import Approval, Artifact, AuditEvent, DataRequest, Operation
 from requests_app.models.audit import verify_chain
 
 
-def certificate_json(data_request):
+def certificate_json(data_request: DataRequest) -> dict[str, Any] | None:
     """The stored certificate JSON as a dict, or None (none, unreadable, not an object)."""
     certificate = Artifact.objects.filter(
         request=data_request, kind=Artifact.Kind.CERTIFICATE_JSON
@@ -37,7 +40,7 @@ def certificate_json(data_request):
     return content if isinstance(content, dict) else None
 
 
-def chain_head_at_completion(data_request):
+def chain_head_at_completion(data_request: DataRequest) -> tuple[str, int | None, str] | None:
     """``(source, events, head_hash)`` for the chain when the request was completed, or None.
 
     Taken from the certificate JSON when there is one (it recorded the chain it verified),
@@ -58,7 +61,7 @@ def chain_head_at_completion(data_request):
     return (f"last audit event at completion (#{last.seq})", last.seq, last.hash)
 
 
-def _checkpoints(data_request, heading, line):
+def _checkpoints(data_request: DataRequest, heading: Heading, line: Line) -> None:
     heading("Audit checkpoint")
     certificate = certificate_json(data_request)
     if certificate is not None and "audit_checkpoint" in certificate:
@@ -70,7 +73,7 @@ def _checkpoints(data_request, heading, line):
         line(text, 4)
 
 
-def render_evidence_pdf(data_request):
+def render_evidence_pdf(data_request: DataRequest) -> bytes:
     """The report as PDF bytes."""
     generated = timezone.localtime().isoformat(timespec="seconds")
     pdf = PortalPdf(f"{data_request.reference} - evidence report generated {generated}")
@@ -83,7 +86,7 @@ def render_evidence_pdf(data_request):
     return bytes(pdf.output())
 
 
-def _summary(data_request, heading, line):
+def _summary(data_request: DataRequest, heading: Heading, line: Line) -> None:
     heading("Summary")
     for label, value in (
         ("Reference", data_request.reference),
@@ -108,7 +111,7 @@ def _summary(data_request, heading, line):
             line(f"{label}: {value}")
 
 
-def _approvals(data_request, heading, line):
+def _approvals(data_request: DataRequest, heading: Heading, line: Line) -> None:
     heading("Approvals")
     approvals = Approval.objects.filter(request=data_request).order_by("created_at", "pk")
     if not approvals:
@@ -121,11 +124,11 @@ def _approvals(data_request, heading, line):
         )
 
 
-def _operations(data_request, heading, line):
+def _operations(data_request: DataRequest, heading: Heading, line: Line) -> None:
     """Every operation, then the verification GETs again with what they found."""
     heading("Operations")
     operations = Operation.objects.filter(request=data_request).order_by("seq")
-    verify = []
+    verify: list[Operation] = []
     count = 0
     for op in operations.iterator(chunk_size=1000):
         count += 1
@@ -158,7 +161,7 @@ def _operations(data_request, heading, line):
         )
 
 
-def _artifacts(data_request, heading, line):
+def _artifacts(data_request: DataRequest, heading: Heading, line: Line) -> None:
     heading("Artifacts")
     artifacts = Artifact.objects.filter(request=data_request).order_by("kind")
     if not artifacts:
@@ -171,7 +174,7 @@ def _artifacts(data_request, heading, line):
         line(f"SHA-256 {artifact.sha256}", 4)
 
 
-def _audit_chain(data_request, heading, line):
+def _audit_chain(data_request: DataRequest, heading: Heading, line: Line) -> None:
     heading("Audit chain")
     at_completion = chain_head_at_completion(data_request)
     if at_completion is None:
@@ -187,7 +190,7 @@ def _audit_chain(data_request, heading, line):
     _checkpoints(data_request, heading, line)
 
 
-def _timeline(data_request, heading, line):
+def _timeline(data_request: DataRequest, heading: Heading, line: Line) -> None:
     heading("Timeline (audit events of this request)")
     timeline = AuditEvent.objects.filter(request_ref=data_request.reference).order_by("seq")
     for event in timeline.iterator(chunk_size=1000):

@@ -20,6 +20,8 @@ hidden files), and very long names are shortened with a hash, so names are safe 
 The original ID is kept in the index entry.
 """
 
+from __future__ import annotations
+
 import contextlib
 import hashlib
 import json
@@ -27,12 +29,17 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
 from requests_app.evidence.redaction import redact
 from requests_app.jobs import operations
+
+if TYPE_CHECKING:
+    from requests_app.models import DataRequest
 
 DATA_SUFFIX = ".json"
 META_SUFFIX = ".meta"
@@ -46,7 +53,7 @@ class EvidenceError(ValueError):
     """A name or reference the store will not turn into a path."""
 
 
-def safe_name(identifier):
+def safe_name(identifier: object) -> str:
     """A file-system and archive safe, distinct name for a device or module ID.
 
     ``%`` itself is encoded, so the mapping is one-to-one; names longer than ``MAX_NAME`` keep a
@@ -70,13 +77,13 @@ def safe_name(identifier):
     return encoded
 
 
-def check_reference(reference):
+def check_reference(reference: str) -> str:
     if not _REFERENCE.fullmatch(reference or ""):
         raise EvidenceError(f"not a request reference: {reference!r}")
     return reference
 
 
-def sha256_file(path, chunk_size=1 << 16):
+def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 16) -> tuple[str, int]:
     """``(hex SHA-256, size)`` of a file, read in chunks."""
     digest, size = hashlib.sha256(), 0
     with open(path, "rb") as fh:
@@ -86,7 +93,7 @@ def sha256_file(path, chunk_size=1 << 16):
     return digest.hexdigest(), size
 
 
-def atomic_write_bytes(path, data):
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same directory and ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,12 +110,12 @@ def atomic_write_bytes(path, data):
         raise
 
 
-def _regular_files(directory):
+def _regular_files(directory: str) -> set[str]:
     with os.scandir(directory) as it:
         return {entry.name for entry in it if entry.is_file(follow_symlinks=False)}
 
 
-def _folder_files(base, folder):
+def _folder_files(base: str, folder: str) -> set[str]:
     """``<folder>/<name>`` of the regular files in a device's per-module folder (no symlinks)."""
     path = os.path.join(base, folder)
     if os.path.islink(path) or not os.path.isdir(path):
@@ -116,12 +123,12 @@ def _folder_files(base, folder):
     return {f"{folder}/{name}" for name in _regular_files(path)}
 
 
-def _documents():
+def _documents() -> list[str]:
     """The device-level documents, in registry order (read at call time)."""
     return [entry.document for entry in operations.documents() if not entry.per_module]
 
 
-def _folders():
+def _folders() -> list[str]:
     """The per-module documents' folders, in registry order."""
     return [entry.document for entry in operations.documents() if entry.per_module]
 
@@ -129,14 +136,14 @@ def _folders():
 class ExportStore:
     """The exported documents of one request, as files on disk with an index entry each."""
 
-    def __init__(self, data_request):
+    def __init__(self, data_request: DataRequest) -> None:
         self.reference = check_reference(data_request.reference)
         self.root = Path(settings.DSR_DATA_DIR) / "work" / self.reference
         self.devices_dir = self.root / "devices"
 
     # --- naming -------------------------------------------------------------------------------
     @staticmethod
-    def relpath(device_label, name):
+    def relpath(device_label: str, name: str) -> str:
         """Where a document sits in the store and in the archive: ``devices/<id>/<name>.json``,
         or for a per-module document ``devices/<id>/<folder>/<module id>.json``."""
         folder, slash, module_id = name.partition("/")
@@ -148,14 +155,21 @@ class ExportStore:
             raise EvidenceError(f"unknown export document: {name!r}")
         return f"devices/{safe_name(device_label)}/{leaf}"
 
-    def _path(self, relpath):
+    def _path(self, relpath: str) -> Path:
         path = (self.root / relpath).resolve()
         if not path.is_relative_to(self.devices_dir.resolve()):
             raise EvidenceError(f"path leaves the store: {relpath!r}")
         return path
 
     # --- writing ------------------------------------------------------------------------------
-    def write(self, device_label, name, data, *, source=None):
+    def write(
+        self,
+        device_label: str,
+        name: str,
+        data: object,
+        *,
+        source: dict[str, str] | list[dict[str, str]] | None = None,
+    ) -> tuple[str, str, int, list[str]]:
         """Store one document (redacted) and its index entry; returns
         ``(relpath, sha256, size, redactions)``.
 
@@ -183,7 +197,7 @@ class ExportStore:
         return relpath, sha256, len(body), redactions
 
     # --- reading ------------------------------------------------------------------------------
-    def entries(self):
+    def entries(self) -> Iterator[dict[str, Any]]:
         """Index entries (dicts, plus ``abspath``) in a stable order: devices by name, then the
         documents in registry order, then per-module documents by folder and name. One device
         is listed at a time.
@@ -215,11 +229,11 @@ class ExportStore:
                 meta["abspath"] = data_path
                 yield meta
 
-    def files(self):
+    def files(self) -> Iterator[tuple[str, str]]:
         """``(relpath in archive, absolute path)`` for every stored document, in stable order."""
         for entry in self.entries():
             yield entry["path"], entry["abspath"]
 
-    def discard(self):
+    def discard(self) -> None:
         """Remove the working files (after the archive is built and recorded)."""
         shutil.rmtree(self.root, ignore_errors=True)

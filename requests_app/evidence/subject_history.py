@@ -10,11 +10,16 @@ details, error messages, reasons) is left out, so a new kind of event never leak
 Approvers appear as "Approver 1", "Approver 2", numbered in the order they decided.
 """
 
+from __future__ import annotations
+
 import heapq
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
 
 from requests_app.dates import day
 from requests_app.jobs.operations import operation_name
-from requests_app.models import Approval, AuditEvent, Operation, Status
+from requests_app.models import Approval, AuditEvent, DataRequest, Operation, Status
 
 FORMAT = "dsr-portal request history, version 1"
 ABOUT = (
@@ -23,8 +28,12 @@ ABOUT = (
     "decided. The organisation keeps the complete audit trail for its auditors."
 )
 
+# One entry of the history, and what builds one from an audit event (None: left out).
+Entry = dict[str, object]
+Builder = Callable[[AuditEvent, dict[int, str]], Entry | None]
+
 # Operation outcomes in words (Operation.State); the operation's name says what it was.
-OUTCOMES = {
+OUTCOMES: dict[str, str] = {
     Operation.State.DONE: "done",
     Operation.State.ALREADY_ABSENT: "not present: nothing to do",
     Operation.State.SKIPPED: "not run: the target is not configured in the portal",
@@ -32,7 +41,7 @@ OUTCOMES = {
 }
 
 # The status changes the subject is told about, as (event, sentence).
-STATUSES = {
+STATUSES: dict[str, tuple[str, str]] = {
     Status.AWAITING_APPROVAL: ("planned", "The plan was made: what will be done, per device."),
     Status.APPROVED: ("approved", "The request was approved."),
     Status.RUNNING: ("fulfilment_started", "Fulfilment started."),
@@ -47,16 +56,16 @@ STATUSES = {
 }
 
 
-def approver_numbers(data_request):
+def approver_numbers(data_request: DataRequest) -> dict[int, str]:
     """``{approver user id: "Approver N"}``, numbered by each approver's first decision."""
-    numbers = {}
+    numbers: dict[int, str] = {}
     rows = Approval.objects.filter(request=data_request).order_by("created_at", "pk")
     for approver_id in rows.values_list("approver_id", flat=True):
         numbers.setdefault(approver_id, f"Approver {len(numbers) + 1}")
     return numbers
 
 
-def subject_approvals(data_request):
+def subject_approvals(data_request: DataRequest) -> list[dict[str, str | None]]:
     """The approvals as the subject sees them: pseudonym and time, nothing else."""
     numbers = approver_numbers(data_request)
     rows = Approval.objects.filter(request=data_request, decision=Approval.Decision.APPROVED)
@@ -66,7 +75,7 @@ def subject_approvals(data_request):
     ]
 
 
-def history(data_request, generated):
+def history(data_request: DataRequest, generated: datetime) -> dict[str, object]:
     """The whole document; ``events`` is an iterator, for ``json_stream.json_chunks`` to stream."""
     return {
         "format": FORMAT,
@@ -77,7 +86,7 @@ def history(data_request, generated):
     }
 
 
-def events(data_request):
+def events(data_request: DataRequest) -> Iterator[dict[str, object]]:
     """Every entry, oldest first: the date received, then the request's allow-listed audit
     events merged by time with the devices' finished operations."""
     yield {
@@ -93,12 +102,12 @@ def events(data_request):
 
 
 # --- the allow-list --------------------------------------------------------------------------
-def _status_changed(event, numbers):
+def _status_changed(event: AuditEvent, numbers: dict[int, str]) -> Entry | None:
     to = event.details.get("to")
     if to not in STATUSES:
         return None
     name, sentence = STATUSES[to]
-    entry = {"event": name, "description": sentence}
+    entry: Entry = {"event": name, "description": sentence}
     if to == Status.APPROVED and event.details.get("retry") is True:
         entry = {"event": "retry_approved", "description": "Fulfilment was set to resume."}
     if to == Status.AWAITING_APPROVAL:
@@ -106,9 +115,10 @@ def _status_changed(event, numbers):
     return entry
 
 
-def _decision(verb):
-    def build(event, numbers):
-        approver = numbers.get(event.actor_user_id)
+def _decision(verb: str) -> Builder:
+    def build(event: AuditEvent, numbers: dict[int, str]) -> Entry | None:
+        user_id = event.actor_user_id
+        approver = numbers.get(user_id) if user_id is not None else None
         if approver is None:
             return None  # not a decision on this request's approvals: leave it out
         return {
@@ -121,7 +131,7 @@ def _decision(verb):
     return build
 
 
-def _deadline_extended(event, numbers):
+def _deadline_extended(event: AuditEvent, numbers: dict[int, str]) -> Entry | None:
     until = day(event.details.get("until"))
     if until is None:
         return None
@@ -133,7 +143,7 @@ def _deadline_extended(event, numbers):
 
 
 # action → builder(event, approver numbers) -> entry or None. Only these become history.
-EVENTS = {
+EVENTS: dict[str, Builder] = {
     "status_changed": _status_changed,
     "request_approved": _decision("approved"),
     "request_rejected": _decision("rejected"),
@@ -141,7 +151,7 @@ EVENTS = {
 }
 
 
-def _request_events(data_request):
+def _request_events(data_request: DataRequest) -> Iterator[tuple[datetime, Entry]]:
     numbers = approver_numbers(data_request)
     rows = AuditEvent.objects.filter(request_ref=data_request.reference, action__in=list(EVENTS))
     for event in rows.order_by("seq").iterator(chunk_size=500):
@@ -150,7 +160,7 @@ def _request_events(data_request):
             yield event.created_at, entry
 
 
-def _operation_events(data_request):
+def _operation_events(data_request: DataRequest) -> Iterator[tuple[datetime, Entry]]:
     rows = (
         Operation.objects.filter(
             request=data_request, state__in=list(OUTCOMES), finished_at__isnull=False
@@ -169,6 +179,7 @@ def _operation_events(data_request):
     )
     for op in rows.iterator(chunk_size=1000):
         name = operation_name(op.action, op.module_id)
+        assert op.finished_at is not None  # the query takes finished operations only
         yield (
             op.finished_at,
             {
@@ -182,11 +193,11 @@ def _operation_events(data_request):
 
 
 # --- values ----------------------------------------------------------------------------------
-def _time(value):
+def _time(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") if value else None
 
 
-def _counts(details, *names):
+def _counts(details: dict[str, Any], *names: str) -> dict[str, int]:
     """Integer fields only, so nothing but a number can be copied from the details."""
     return {
         name: details[name]

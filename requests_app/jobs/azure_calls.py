@@ -1,13 +1,17 @@
 """The portal's side of the Azure seam: clients for a request, every call on the audit trail."""
 
-from requests_app.azure import AzureClients, configured_targets
-from requests_app.models import AuditEvent
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from requests_app.azure import AzureClients, CallRecord, configured_targets
+from requests_app.models import AuditEvent, DataRequest
 
 
-def audit_hook(data_request):
+def audit_hook(data_request: DataRequest) -> Callable[[CallRecord], None]:
     """An ``on_call`` hook that appends one audit event per HTTP attempt (never bodies)."""
 
-    def record(call):
+    def record(call: CallRecord) -> None:
         AuditEvent.record(
             "azure_call",
             request=data_request,
@@ -26,7 +30,7 @@ def audit_hook(data_request):
     return record
 
 
-def clients_for(data_request):
+def clients_for(data_request: DataRequest) -> AzureClients:
     from requests_app.jobs.queues import redis_connection
 
     return AzureClients(

@@ -6,26 +6,35 @@ records the outcome only if it still holds that attempt. A worker that lost its 
 reconciler or another worker took the device back) changes 0 rows.
 """
 
+from __future__ import annotations
+
 import os
 import socket
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from requests_app.models import Operation, PlannedDevice
+from requests_app.models import DataRequest, Operation, PlannedDevice
+
+if TYPE_CHECKING:
+    from requests_app.jobs.executor import OperationOutcome
 
 
-def worker_name():
+def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def lease_end():
+def lease_end() -> datetime:
     return timezone.now() + timedelta(seconds=settings.DSR_LEASE_SECONDS)
 
 
-def claim_device(data_request, phase, owner):
+def claim_device(
+    data_request: DataRequest, phase: Sequence[str], owner: str
+) -> PlannedDevice | None:
     """The next device with pending operations of ``phase`` whose lease is free or expired."""
     now = timezone.now()
     candidates = (
@@ -52,19 +61,19 @@ def claim_device(data_request, phase, owner):
     return None
 
 
-def renew_device(device, owner):
+def renew_device(device: PlannedDevice, owner: str) -> int:
     return PlannedDevice.objects.filter(pk=device.pk, claimed_by=owner).update(
         lease_until=lease_end()
     )
 
 
-def release_device(device, owner):
+def release_device(device: PlannedDevice, owner: str) -> None:
     PlannedDevice.objects.filter(pk=device.pk, claimed_by=owner).update(
         claimed_by="", lease_until=None
     )
 
 
-def claim_operation(op, owner):
+def claim_operation(op: Operation, owner: str) -> Operation | None:
     """pending → running with attempt + 1; None if someone else moved it first."""
     fresh = Operation.objects.get(pk=op.pk)
     if (
@@ -95,14 +104,14 @@ def claim_operation(op, owner):
     return fresh
 
 
-def hand_back(op):
+def hand_back(op: Operation) -> None:
     """running → pending at once (not at lease expiry): its effect is unknown, so it runs again."""
     Operation.objects.filter(pk=op.pk, state=Operation.State.RUNNING, attempt=op.attempt).update(
         state=Operation.State.PENDING, claimed_by="", lease_until=None
     )
 
 
-def record(op, outcome):
+def record(op: Operation, outcome: OperationOutcome) -> bool:
     """Store the outcome only if this worker still holds the operation (same attempt)."""
     return bool(
         Operation.objects.filter(

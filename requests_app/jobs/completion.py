@@ -3,6 +3,10 @@ finished, ``finish`` decides the outcome, issues the certificate that states it 
 and gives the request that status, crash-safe (see ``finish``).
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -11,12 +15,12 @@ from requests_app.models import AuditEvent, DataRequest, Operation, PlannedDevic
 from requests_app.workflow import emails
 
 
-def fail(data_request, op=None):
+def fail(data_request: DataRequest, op: Operation | None = None) -> None:
     if op is not None:
         # Re-read: the caller's copy predates record(), so its status/code/message are empty.
         op = Operation.objects.select_related("device").get(pk=op.pk)
     op = op or data_request.operations.filter(state=Operation.State.FAILED).order_by("seq").first()
-    failure = {}
+    failure: dict[str, Any] = {}
     if op is not None:
         failure = {
             "operation": op.seq,
@@ -39,7 +43,7 @@ def fail(data_request, op=None):
     emails.request_finished(DataRequest.objects.get(pk=data_request.pk))
 
 
-def final_status(data_request):
+def final_status(data_request: DataRequest) -> tuple[Status, int]:
     """``(status, issues)`` once every operation has finished: completed with issues when a
     device's hub is not configured or an operation was skipped (both left for a person)."""
     issues = data_request.devices.filter(state=PlannedDevice.State.UNREACHABLE).count() + (
@@ -48,7 +52,7 @@ def final_status(data_request):
     return (Status.COMPLETED_WITH_ISSUES if issues else Status.COMPLETED), issues
 
 
-def finish(data_request):
+def finish(data_request: DataRequest) -> None:
     """Every operation finished: decide the outcome, issue the certificate that states it (an
     erasure), then give the request that status. Only the finisher that commits sends the email.
 

@@ -1,18 +1,34 @@
 """One planned operation against Azure: its registry entry's client call, the answer read the
-way the entry says, and for an export the document stored (``evidence_store``).
+way the entry says, and for an export the document stored (``evidence.store``).
 
 Azure's answers never raise from here: an error becomes a failed outcome with Azure's status,
 code and message, and a host that is not a configured target a skipped one (nothing called).
 """
 
-from requests_app.azure import AzureError, UnconfiguredTarget
+from __future__ import annotations
+
+from typing import Required, TypedDict
+
+from requests_app.azure import AzureClients, AzureError, AzureResponse, UnconfiguredTarget
 from requests_app.evidence.store import ExportStore
 from requests_app.jobs.operation_types import ids_of
 from requests_app.jobs.operations import API_VERSIONS, OPERATIONS
-from requests_app.models import Operation
+from requests_app.models import DataRequest, Operation
 
 
-def outcome_of(response, state, message=""):
+class OperationOutcome(TypedDict, total=False):
+    """What one operation ended with, as ``claims.record`` stores it on the row."""
+
+    state: Required[str]  # an Operation.State
+    http_status: int | None
+    error_code: str | None
+    request_id: str | None
+    tracking_id: str | None
+    duration_ms: int
+    message: str
+
+
+def outcome_of(response: AzureResponse, state: str, message: str = "") -> OperationOutcome:
     return {
         "state": state,
         "http_status": response.status,
@@ -24,7 +40,7 @@ def outcome_of(response, state, message=""):
     }
 
 
-def execute(op, data_request, clients):
+def execute(op: Operation, data_request: DataRequest, clients: AzureClients) -> OperationOutcome:
     """Run one operation through the Azure client; returns its outcome."""
     entry = OPERATIONS[op.action]
     try:

@@ -11,9 +11,12 @@ no effect. The last worker out closes the request (``completion``).
 ``run_job`` is the RQ job: its dotted path is named by jobs already queued in Redis.
 """
 
+from __future__ import annotations
+
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING, Literal
 
 from django.conf import settings
 from django.db import connections, transaction
@@ -32,7 +35,11 @@ from requests_app.jobs.claims import (
 from requests_app.jobs.completion import fail, finish
 from requests_app.jobs.operations import FINISHED_STATES, UNFINISHED_STATES
 from requests_app.jobs.queues import RUN_JOB, enqueue_now, run_job_id
-from requests_app.models import DataRequest, IllegalTransition, Operation, Status
+from requests_app.models import DataRequest, IllegalTransition, Operation, PlannedDevice, Status
+
+if TYPE_CHECKING:
+    from requests_app.azure import AzureClients
+    from requests_app.models.audit import Actor
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +47,15 @@ log = logging.getLogger(__name__)
 # --- entry points -------------------------------------------------------------------------
 
 
-def first_job_id(data_request):
+def first_job_id(data_request: DataRequest) -> str:
     return run_job_id(data_request)
 
 
-def job_ids(data_request):
+def job_ids(data_request: DataRequest) -> list[str]:
     return [run_job_id(data_request, lane) for lane in range(settings.DSR_PARALLEL_JOBS + 1)]
 
 
-def start(data_request, parallel=None):
+def start(data_request: DataRequest, parallel: int | None = None) -> None:
     """Enqueue the jobs that run a request (also used by the reconciler)."""
     parallel = parallel or settings.DSR_PARALLEL_JOBS
     devices = data_request.devices.count()
@@ -60,7 +67,7 @@ def start(data_request, parallel=None):
         )
 
 
-def run_job(request_id):
+def run_job(request_id: int) -> None:
     """RQ job (first one enqueued on approval): fan out, then work like every sibling."""
     data_request = DataRequest.objects.get(pk=request_id)
     if data_request.status == Status.APPROVED:
@@ -73,16 +80,16 @@ def run_job(request_id):
     run_threads(request_id, settings.DSR_WORKER_THREADS)
 
 
-def run_threads(request_id, threads):
+def run_threads(request_id: int, threads: int) -> None:
     """Work on ``threads`` devices at once in this job. Azure calls spend most of their time
     waiting (on the network, or on the shared pacing bucket of one hub while another is idle),
     so one process keeps several calls in flight; the database claims keep them apart."""
     if threads <= 1:
         Runner(request_id).run()
         return
-    errors = []
+    errors: list[Exception] = []
 
-    def work():
+    def work() -> None:
         try:
             Runner(request_id).run()
         except Exception as exc:  # re-raised below so RQ records the job as failed
@@ -100,7 +107,7 @@ def run_threads(request_id, threads):
         raise errors[0]
 
 
-def retry(data_request, *, actor):
+def retry(data_request: DataRequest, *, actor: Actor) -> None:
     """failed → approved; failed operations go back to pending, finished ones stay finished."""
     with transaction.atomic():
         data_request.transition(Status.APPROVED, actor=actor, retry=True)
@@ -120,23 +127,23 @@ def retry(data_request, *, actor):
 
 
 class Runner:
-    def __init__(self, request_id):
+    def __init__(self, request_id: int) -> None:
         self.request_id = request_id
         self.name = f"{worker_name()}:{threading.get_ident()}:{time.monotonic_ns()}"
-        self._clients = None
+        self._clients: AzureClients | None = None
 
     @property
-    def data_request(self):
+    def data_request(self) -> DataRequest:
         return DataRequest.objects.get(pk=self.request_id)
 
-    def clients(self, data_request):
+    def clients(self, data_request: DataRequest) -> AzureClients:
         if self._clients is None:
             from requests_app.jobs.azure_calls import clients_for
 
             self._clients = clients_for(data_request)
         return self._clients
 
-    def run(self):
+    def run(self) -> None:
         while True:
             data_request = self.data_request
             if data_request.status != Status.RUNNING:
@@ -166,7 +173,7 @@ class Runner:
                 return
             time.sleep(0.5)  # the remaining devices are leased by other workers
 
-    def build_archive(self, data_request):
+    def build_archive(self, data_request: DataRequest) -> bool:
         """One worker builds the archive (claimed like a device); True when it is stored."""
         from requests_app.evidence.archive import build_export_archive
         from requests_app.evidence.store import ExportStore
@@ -178,7 +185,9 @@ class Runner:
         ExportStore(data_request).discard()
         return True
 
-    def run_device(self, data_request, device, phase):
+    def run_device(
+        self, data_request: DataRequest, device: PlannedDevice, phase: list[str]
+    ) -> None:
         left = device.operations.filter(phase__in=phase).exclude(state__in=FINISHED_STATES)
         for op in left.order_by("seq"):
             if not renew_device(device, self.name):
@@ -204,7 +213,7 @@ class Runner:
         release_device(device, self.name)
 
 
-def current_phase(data_request):
+def current_phase(data_request: DataRequest) -> list[str] | Literal["archive"] | None:
     """The phase with work left: export ops, then the archive, then erasure and verify ops."""
     unfinished = data_request.operations.filter(state__in=UNFINISHED_STATES)
     if unfinished.filter(phase=Operation.Phase.EXPORT).exists():

@@ -3,13 +3,27 @@
 (``individual``, ``on_hub``, ...) and the client calls that are more than one client method.
 """
 
+from __future__ import annotations
+
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from requests_app.models import Operation, PlannedDevice
+from requests_app.models import DataRequest, Operation, PlannedDevice
+
+if TYPE_CHECKING:
+    from requests_app.azure import AzureResponse, DpsClient, IotHubClient
 
 State = Operation.State
+
+# How an answer is read: (response) -> (Operation.State, message).
+Reader = Callable[["AzureResponse"], tuple[str, str]]
+# Which planned devices get an operation: (device, request) -> bool.
+When = Callable[[PlannedDevice, DataRequest], bool]
+# A client call: (the target's DpsClient or IotHubClient, ids_of) -> response. The client is
+# Any: each entry's call takes the one client its target has.
+ClientCall = Callable[[Any, dict[str, str]], "AzureResponse"]
 
 
 # --- how an answer is read ---------------------------------------------------------------------
@@ -18,15 +32,15 @@ class Outcome:
     """How an operation's answer is read: ``read(response) -> (state, message)``, and the plan
     page's words for it once done, or once Azure answered 404 (``already_absent``)."""
 
-    read: Callable
+    read: Reader
     done: str
     absent: str = "Already absent"
 
 
-def _expects_present(missing):
+def _expects_present(missing: str) -> Reader:
     """A read or a DELETE: 404 means there is nothing to do (the operation is repeatable)."""
 
-    def read(response):
+    def read(response: AzureResponse) -> tuple[str, str]:
         if response.found:
             return State.DONE, ""
         return State.ALREADY_ABSENT, missing
@@ -34,20 +48,20 @@ def _expects_present(missing):
     return read
 
 
-def _verify_absent(response):
+def _verify_absent(response: AzureResponse) -> tuple[str, str]:
     if response.found:
         return State.FAILED, "still present after deletion"
     return State.DONE, "verified absent (404)"
 
 
-def _verify_disabled(response):
+def _verify_disabled(response: AzureResponse) -> tuple[str, str]:
     status = (response.data or {}).get("provisioningStatus") if response.found else None
     if status == "disabled":
         return State.DONE, "verified: enrollment is disabled"
     return State.FAILED, f"enrollment not disabled ({status})"
 
 
-def _blocked(response):
+def _blocked(response: AzureResponse) -> tuple[str, str]:
     return State.DONE, "disabled individual enrollment retained to block it"
 
 
@@ -59,30 +73,30 @@ VERIFIED_DISABLED = Outcome(_verify_disabled, done="Verified disabled")
 
 
 # --- which devices get an operation ------------------------------------------------------------
-def individual(device, data_request):
+def individual(device: PlannedDevice, data_request: DataRequest) -> bool:
     return device.enrollment == "individual"
 
 
-def group(device, data_request):
+def group(device: PlannedDevice, data_request: DataRequest) -> bool:
     return device.enrollment == "group"
 
 
-def blocked_group(device, data_request):
+def blocked_group(device: PlannedDevice, data_request: DataRequest) -> bool:
     """A group device whose request asks to stop it provisioning again."""
     return device.enrollment == "group" and data_request.block_reprovisioning
 
 
-def registered(device, data_request):
+def registered(device: PlannedDevice, data_request: DataRequest) -> bool:
     return device.has_registration
 
 
-def on_hub(device, data_request):
+def on_hub(device: PlannedDevice, data_request: DataRequest) -> bool:
     """The device exists on a configured hub."""
     return device.has_device and device.state == PlannedDevice.State.FOUND
 
 
 # --- client calls ------------------------------------------------------------------------------
-def ids_of(device, module_id=""):
+def ids_of(device: PlannedDevice, module_id: str = "") -> dict[str, str]:
     """What a path template and a client call may name."""
     return {
         "registration_id": device.registration_id,
@@ -92,17 +106,18 @@ def ids_of(device, module_id=""):
     }
 
 
-def calls(method, *names):
+def calls(method: str, *names: str) -> ClientCall:
     """The client call ``client.<method>(<the IDs named>)``."""
 
-    def call(client, ids):
-        return getattr(client, method)(*(ids[name] for name in names))
+    def call(client: DpsClient | IotHubClient, ids: dict[str, str]) -> AzureResponse:
+        response: AzureResponse = getattr(client, method)(*(ids[name] for name in names))
+        return response
 
     call.__qualname__ = f"{method}({', '.join(names)})"
     return call
 
 
-def module_with_twin(client, ids):
+def module_with_twin(client: IotHubClient, ids: dict[str, str]) -> AzureResponse:
     """A module's identity and its module twin, as one document."""
     response = client.get_module(ids["device_id"], ids["module_id"])
     if not response.found:
@@ -112,7 +127,7 @@ def module_with_twin(client, ids):
     return dataclasses.replace(response, data=data)
 
 
-def block_reprovisioning(client, ids):
+def block_reprovisioning(client: DpsClient, ids: dict[str, str]) -> AzureResponse:
     """Put a disabled individual enrollment in place for a group device (Microsoft's way to
     keep one device of a group out); one already disabled is left as it is."""
     registration_id = ids["registration_id"]
@@ -145,8 +160,8 @@ class AzureOperation:
     bucket: str  # the pacing bucket its client call spends: "dps", "registry" or "query"
     method: str
     path: str
-    when: Callable  # (device, request) -> bool: which planned devices get it
-    call: Callable  # (client, ids) -> AzureResponse
+    when: When  # which planned devices get it
+    call: ClientCall
     outcome: Outcome
     name: str  # for the plan page, the history and the certificate's appendix
     label: str  # for the certificate: what was done, for a person
@@ -154,30 +169,30 @@ class AzureOperation:
     per_module: bool = False  # once per module of the device
     document: str = ""  # export: what it stores
     description: str = ""  # that document in README.txt and manifest.json
-    retains: tuple = ()  # (what, why) the certificate lists as kept once it is done
+    retains: tuple[str, ...] = ()  # (what, why) the certificate lists as kept once it is done
 
-    def module_ids(self, device, data_request):
+    def module_ids(self, device: PlannedDevice, data_request: DataRequest) -> list[str]:
         """The module IDs to plan it for ("" for a device-level operation); [] if none."""
         if not self.when(device, data_request):
             return []
         return list(device.modules) if self.per_module else [""]
 
-    def host_for(self, device):
+    def host_for(self, device: PlannedDevice) -> str:
         return device.dps if self.target == "dps" else device.hub
 
-    def path_for(self, device, module_id=""):
+    def path_for(self, device: PlannedDevice, module_id: str = "") -> str:
         return self.path.format(**ids_of(device, module_id))
 
-    def display_name(self, module_id=""):
+    def display_name(self, module_id: str = "") -> str:
         return self.name.format(module=module_id or "?")
 
-    def summary_name(self):
+    def summary_name(self) -> str:
         return self.summary or self.display_name()
 
-    def document_name(self, module_id=""):
+    def document_name(self, module_id: str = "") -> str:
         """The export store's name for what it read: ``iothub-twin``, ``modules/<id>``."""
         return f"{self.document}/{module_id}" if self.per_module else self.document
 
-    def document_file(self):
+    def document_file(self) -> str:
         """As README.txt names it: ``iothub-twin.json``, ``modules/<moduleId>.json``."""
         return f"{self.document}/<moduleId>.json" if self.per_module else f"{self.document}.json"

@@ -7,14 +7,17 @@ certificate use for it. Everything else reads it:
 
 - the planner (``scoping.plan_operations``) turns it into Operation rows, device by device;
 - the executor (``executor.execute``) makes the client call and reads the answer;
-- the export store and the archive (``evidence_store``, ``archive``) take the document names
-  and their descriptions; the certificate its labels and what an operation retains;
+- the export store and the archive (``evidence.store``, ``evidence.archive``) take the
+  document names and their descriptions; the certificate its labels and what an operation
+  retains;
 - the plan page, the approval page, the request history and the certificate's appendix take
   the readable names (``operation_name``).
 
 Adding an operation is one entry here (its parts: ``operation_types``), plus its client call in
 ``requests_app/azure/`` and its handler in ``simulator/``.
 """
+
+from __future__ import annotations
 
 from requests_app.azure.dps import DPS_API_VERSION
 from requests_app.azure.iothub import HUB_API_VERSION
@@ -25,6 +28,7 @@ from requests_app.jobs.operation_types import (
     VERIFIED_ABSENT,
     VERIFIED_DISABLED,
     AzureOperation,
+    Outcome,
     block_reprovisioning,
     blocked_group,
     calls,
@@ -187,18 +191,18 @@ OPERATIONS = {entry.action: entry for entry in _ENTRIES}
 
 # --- reading it --------------------------------------------------------------------------------
 # Each reads ``OPERATIONS`` when called, never a copy made at import.
-def in_phase(phase):
+def in_phase(phase: str) -> list[AzureOperation]:
     """The entries of ``phase``, in plan order."""
     return [entry for entry in OPERATIONS.values() if entry.phase == phase]
 
 
-def plan_order():
+def plan_order() -> dict[str, int]:
     """``{action: position}`` for sorting by plan order: by phase, then registry order."""
     ordered = [entry.action for phase in Phase for entry in in_phase(phase)]
     return {action: index for index, action in enumerate(ordered)}
 
 
-def operation_name(action, module_id=""):
+def operation_name(action: str, module_id: str = "") -> str:
     """The readable name of an action, ``{module}`` filled in; an unknown action in words."""
     entry = OPERATIONS.get(action)
     if entry is None:
@@ -206,24 +210,24 @@ def operation_name(action, module_id=""):
     return entry.display_name(module_id)
 
 
-def label_of(action):
+def label_of(action: str) -> str:
     """The certificate's label of an action (an unknown action in words)."""
     entry = OPERATIONS.get(action)
     return entry.label if entry is not None else operation_name(action)
 
 
-def outcome_for(action):
+def outcome_for(action: str) -> Outcome:
     """How ``action``'s answer was read (an unknown action reads as a read)."""
     entry = OPERATIONS.get(action)
     return entry.outcome if entry is not None else READ
 
 
-def documents():
+def documents() -> list[AzureOperation]:
     """The entries that store a document, in plan order."""
     return [entry for entry in OPERATIONS.values() if entry.document]
 
 
-def document_description(name):
+def document_description(name: str) -> str:
     """The description of a stored document (``iothub-twin``, ``modules/<id>``), or ''."""
     folder, slash, _ = name.partition("/")
     for entry in documents():

@@ -7,18 +7,25 @@ on others (a certificate asks for a checkpoint, a failed checkpoint sink is due 
 itself against a second scheduler in the database (a unique seq, a conditional UPDATE).
 """
 
+from __future__ import annotations
+
 import logging
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import close_old_connections
 from redis.exceptions import RedisError
 
+if TYPE_CHECKING:
+    from redis import Redis
+
 log = logging.getLogger(__name__)
 _FAILED = object()  # what _run returns for a task that raised
 
 
-def tasks():
+def tasks() -> list[tuple[str, int, Callable[[], object]]]:
     """(name, interval seconds, callable) for each periodic task."""
     from requests_app.accounts import noise
     from requests_app.evidence import checkpoints
@@ -33,7 +40,7 @@ def tasks():
     ]
 
 
-def tick_tasks():
+def tick_tasks() -> list[tuple[str, Callable[[], object]]]:
     """(name, callable) run on every tick; each is a query or two when idle and returns
     something true when it did work."""
     from requests_app.evidence import checkpoints
@@ -45,7 +52,7 @@ def tick_tasks():
     ]
 
 
-def run_due(connection, now=None):
+def run_due(connection: Redis, now: float | None = None) -> list[str]:
     """Run every task whose interval has passed, then the tick work; returns the names run."""
     ran = []
     for name, interval, func in tasks():
@@ -62,7 +69,7 @@ def run_due(connection, now=None):
     return ran
 
 
-def _run(name, func):
+def _run(name: str, func: Callable[[], object]) -> object:
     close_old_connections()
     try:
         return func()

@@ -6,7 +6,10 @@ enqueued, nothing fails: the database already says what is left to do, and the r
 enqueues it once Redis answers again.
 """
 
+from __future__ import annotations
+
 import logging
+from typing import TYPE_CHECKING, Any
 
 import django_rq
 from django.conf import settings
@@ -14,6 +17,12 @@ from django.db import close_old_connections, transaction
 from redis.exceptions import RedisError
 from rq.job import Job
 from rq.worker import SimpleWorker
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from rq.queue import Queue
+
+    from requests_app.models import DataRequest
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +32,11 @@ SCOPE_JOB = "requests_app.workflow.lifecycle.scope_job"
 RUN_JOB = "requests_app.jobs.fulfilment.run_job"
 
 
-def scope_job_id(data_request):
+def scope_job_id(data_request: DataRequest) -> str:
     return f"dsr-scope-{data_request.pk}"
 
 
-def run_job_id(data_request, lane=0):
+def run_job_id(data_request: DataRequest, lane: int = 0) -> str:
     return f"dsr-run-{data_request.pk}-{lane}"
 
 
@@ -47,7 +56,7 @@ class JobRefused(Exception):
 class PortalJob(Job):
     """RQ's job, run only when it is one of ALLOWED_JOBS called with primary keys."""
 
-    def _execute(self):
+    def _execute(self) -> Any:
         if self.func_name in settings.DSR_WORKER_EXTRA_JOBS:
             return super()._execute()
         if self.func_name not in ALLOWED_JOBS:
@@ -61,15 +70,21 @@ class PortalJob(Job):
         return super()._execute()
 
 
-def redis_connection():
+def redis_connection() -> Redis:
     return django_rq.get_connection("default")
 
 
-def get_queue(name="default"):
+def get_queue(name: str = "default") -> Queue:
     return django_rq.get_queue(name)
 
 
-def enqueue_now(func_path, *args, queue="default", job_id=None, timeout=None):
+def enqueue_now(
+    func_path: str,
+    *args: int,
+    queue: str = "default",
+    job_id: str | None = None,
+    timeout: int | None = None,
+) -> Job | None:
     """Enqueue immediately; returns the job, or None when Redis cannot be reached."""
     try:
         return get_queue(queue).enqueue(
@@ -85,7 +100,9 @@ def enqueue_now(func_path, *args, queue="default", job_id=None, timeout=None):
         return None
 
 
-def enqueue_on_commit(func_path, *args, queue="default", job_id=None):
+def enqueue_on_commit(
+    func_path: str, *args: int, queue: str = "default", job_id: str | None = None
+) -> None:
     """Enqueue once the surrounding transaction commits (never for rolled-back work)."""
     transaction.on_commit(lambda: enqueue_now(func_path, *args, queue=queue, job_id=job_id))
 
@@ -94,7 +111,7 @@ class PortalWorker(SimpleWorker):
     """Runs jobs in the worker process itself (no fork, so Django's connections stay sane) and
     finishes the current job on SIGTERM, as RQ's warm shutdown does."""
 
-    def perform_job(self, job, queue, *args, **kwargs):
+    def perform_job(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> bool:
         close_old_connections()
         try:
             return super().perform_job(job, queue, *args, **kwargs)
@@ -102,7 +119,7 @@ class PortalWorker(SimpleWorker):
             close_old_connections()
 
 
-def worker(name=None):
+def worker(name: str | None = None) -> PortalWorker:
     queues = [get_queue(queue_name) for queue_name in settings.RQ_QUEUE_NAMES]
     return PortalWorker(
         queues,

@@ -6,8 +6,11 @@ expire the reconciler hands the operations back (pending, same attempt number, s
 worker's late write would change 0 rows) and enqueues the request again.
 """
 
+from __future__ import annotations
+
 import logging
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Max, Q
@@ -28,14 +31,14 @@ log = logging.getLogger(__name__)
 LIVE = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
 
-def release_expired_leases(now=None):
+def release_expired_leases(now: datetime | None = None) -> tuple[int, int]:
     """Hand back work whose worker stopped renewing its lease, and put the loss on each
     request's timeline ("worker lost; resumed by the reconciler", with the time lost: from the
     last renewal the dead worker made to now). Returns (operations, devices) released."""
     now = now or timezone.now()
     expired_ops = Operation.objects.filter(state=Operation.State.RUNNING, lease_until__lt=now)
     expired_devices = PlannedDevice.objects.filter(lease_until__lt=now)
-    last_renewal = {}
+    last_renewal: dict[int, datetime] = {}
     for rows in (expired_ops, expired_devices):
         for row in rows.values("request_id").annotate(until=Max("lease_until")):
             seen = last_renewal.get(row["request_id"])
@@ -47,7 +50,9 @@ def release_expired_leases(now=None):
     return ops, devices
 
 
-def record_takeover(data_request, lease_until, now, *, by):
+def record_takeover(
+    data_request: DataRequest, lease_until: datetime, now: datetime, *, by: str
+) -> None:
     """Put a lost worker on the request's timeline: when its work was taken back (by the
     reconciler, or by another worker claiming the expired lease first) and how long it stood
     still, from the dead worker's last renewal (lease_until − DSR_LEASE_SECONDS) to now."""
@@ -62,7 +67,7 @@ def record_takeover(data_request, lease_until, now, *, by):
     )
 
 
-def has_live_job(job_ids):
+def has_live_job(job_ids: Iterable[str]) -> bool:
     queue = get_queue("fulfilment")
     for job_id in job_ids:
         try:
@@ -74,7 +79,7 @@ def has_live_job(job_ids):
     return False
 
 
-def has_live_lease(data_request, now):
+def has_live_lease(data_request: DataRequest, now: datetime) -> bool:
     return (
         any(
             until is not None and until >= now
@@ -85,7 +90,7 @@ def has_live_lease(data_request, now):
     )
 
 
-def reconcile():
+def reconcile() -> int:
     """Re-enqueue requests with work left and no live job. Returns how many were re-enqueued."""
     now = timezone.now()
     released = release_expired_leases(now)
@@ -139,7 +144,7 @@ def reconcile():
     return enqueued
 
 
-def send_reminders():
+def send_reminders() -> int:
     from requests_app.workflow import reminders
 
     return reminders.send_all()

@@ -7,22 +7,30 @@ outside the targets file are never called: their devices are listed as unreachab
 version is a hash of its content, so an approval is bound to exactly what the approver saw.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.utils import timezone
 
 from requests_app.azure import UnconfiguredTarget
 from requests_app.jobs import operations
-from requests_app.models import Operation, PlannedDevice
+from requests_app.models import DataRequest, Operation, PlannedDevice, RequestIdentifier
+
+if TYPE_CHECKING:
+    from requests_app.azure import AzureClients, DpsClient
+    from requests_app.jobs.operation_types import AzureOperation
 
 
 class Finding:
     """What the look-ups found for one identifier (before it becomes a PlannedDevice row)."""
 
-    def __init__(self, identifier):
+    def __init__(self, identifier: RequestIdentifier) -> None:
         self.identifier = identifier
         self.registration_id = identifier.registration_id
         self.device_id = identifier.device_id
@@ -33,11 +41,11 @@ class Finding:
         self.group_id = ""
         self.has_registration = False
         self.has_device = False
-        self.modules = []
-        self.state = PlannedDevice.State.FOUND
+        self.modules: list[str] = []
+        self.state: str = PlannedDevice.State.FOUND
         self.note = ""
 
-    def planned_device(self, data_request, position):
+    def planned_device(self, data_request: DataRequest, position: int) -> PlannedDevice:
         return PlannedDevice(
             request=data_request,
             identifier=self.identifier,
@@ -60,11 +68,11 @@ class Finding:
 class GroupIndex:
     """registration ID → enrollment group, built once per scoping run and only if needed."""
 
-    def __init__(self, dps):
+    def __init__(self, dps: DpsClient) -> None:
         self.dps = dps
-        self._index = None
+        self._index: dict[str, str] | None = None
 
-    def group_of(self, registration_id):
+    def group_of(self, registration_id: str) -> str:
         if self._index is None:
             self._index = {}
             for group in self.dps.query_enrollment_groups():
@@ -74,7 +82,9 @@ class GroupIndex:
         return self._index.get(registration_id.lower(), "")
 
 
-def look_up(identifier, clients, group_indexes):
+def look_up(
+    identifier: RequestIdentifier, clients: AzureClients, group_indexes: dict[str, GroupIndex]
+) -> Finding:
     found = Finding(identifier)
     if identifier.registration_id:
         look_up_dps(found, clients, group_indexes)
@@ -88,7 +98,9 @@ def look_up(identifier, clients, group_indexes):
     return found
 
 
-def look_up_dps(found, clients, group_indexes):
+def look_up_dps(
+    found: Finding, clients: AzureClients, group_indexes: dict[str, GroupIndex]
+) -> None:
     for hostname in clients.targets.dps:
         dps = clients.dps(hostname)
         enrollment = dps.get_enrollment(found.registration_id)
@@ -111,7 +123,7 @@ def look_up_dps(found, clients, group_indexes):
         return
 
 
-def look_up_hub(found, clients):
+def look_up_hub(found: Finding, clients: AzureClients) -> None:
     device_id = found.device_id or found.registration_id
     try:
         hub = clients.hub(found.hub)
@@ -131,15 +143,15 @@ def look_up_hub(found, clients):
         found.modules = sorted(m.get("moduleId", "") for m in (modules.data or []))
 
 
-def plan_operations(data_request, devices):
+def plan_operations(data_request: DataRequest, devices: Sequence[PlannedDevice]) -> list[Operation]:
     """The plan's Operation rows (not saved), numbered: every device's export reads, then every
     device's erasure and its verification, each device's in registry order (``operations``)."""
-    phases = []
+    phases: list[tuple[str, ...]] = []
     if data_request.includes_export:
         phases.append((Operation.Phase.EXPORT,))
     if data_request.includes_erasure:
         phases.append((Operation.Phase.ERASURE, Operation.Phase.VERIFY))
-    planned = []
+    planned: list[Operation] = []
     for group in phases:
         entries = [entry for phase in group for entry in operations.in_phase(phase)]
         for device in devices:
@@ -151,7 +163,13 @@ def plan_operations(data_request, devices):
     return planned
 
 
-def _operation(data_request, device, entry, module_id, seq):
+def _operation(
+    data_request: DataRequest,
+    device: PlannedDevice,
+    entry: AzureOperation,
+    module_id: str,
+    seq: int,
+) -> Operation:
     return Operation(
         request=data_request,
         device=device,
@@ -165,7 +183,9 @@ def _operation(data_request, device, entry, module_id, seq):
     )
 
 
-def plan_version(data_request, devices, planned):
+def plan_version(
+    data_request: DataRequest, devices: Sequence[PlannedDevice], planned: Sequence[Operation]
+) -> str:
     content = {
         "kind": data_request.kind,
         "block_reprovisioning": data_request.block_reprovisioning,
@@ -191,11 +211,15 @@ def plan_version(data_request, devices, planned):
     return hashlib.sha256(encoded).hexdigest()
 
 
-def build_plan(data_request, clients, heartbeat=None):
+def build_plan(
+    data_request: DataRequest,
+    clients: AzureClients,
+    heartbeat: Callable[[], None] | None = None,
+) -> str:
     """Look everything up (read-only), then store devices and operations in one transaction.
     Returns the plan version. ``heartbeat`` is called every few seconds (the caller's claim)."""
-    group_indexes = {}
-    findings = []
+    group_indexes: dict[str, GroupIndex] = {}
+    findings: list[Finding] = []
     beat = time.monotonic()
     for identifier in data_request.identifiers.all():
         findings.append(look_up(identifier, clients, group_indexes))

@@ -1,10 +1,9 @@
 """The portal's tables. Each module holds one concern; import models from here."""
 
-from requests_app.models.accounts import ExternalIdentity
+from requests_app.models.accounts import ApiToken, ExternalIdentity
 from requests_app.models.audit import AuditCheckpoint, AuditEvent, CheckpointDelivery
 from requests_app.models.outbox import OutboxMessage
 from requests_app.models.requests import (
-    ApiToken,
     Approval,
     Artifact,
     DataRequest,

@@ -14,28 +14,45 @@ The application's database role may only INSERT and SELECT on these tables
 (``manage.py setup_database``).
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, NoReturn, Self, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.db import connection, models, transaction
 from django.utils import timezone
 from django.utils.functional import cached_property
 
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser, User
+
+    from requests_app.evidence.checkpoints.document import Checkpoint, CheckpointSet
+    from requests_app.models.requests import DataRequest
+
+    # Who did something: a signed-in user, or an anonymous visitor (recorded as the system).
+    Actor = AbstractBaseUser | AnonymousUser
+
 GENESIS_HASH = "0" * 64
 # pg_advisory_xact_lock key for "append to the audit chain" (any constant unique in the database).
 CHAIN_LOCK = 0x6473725F61756474  # "dsr_audt"
+
+
+_Row = TypeVar("_Row", bound=models.Model)
 
 
 class AppendOnlyError(Exception):
     """Raised on any attempt to change or remove an audit event or checkpoint."""
 
 
-class AppendOnlyQuerySet(models.QuerySet):
-    def update(self, **kwargs):
+class AppendOnlyQuerySet(models.QuerySet[_Row]):
+    def update(self, **kwargs: Any) -> NoReturn:
         raise AppendOnlyError("audit records cannot be changed")
 
-    def delete(self):
+    def delete(self) -> NoReturn:
         raise AppendOnlyError("audit records cannot be deleted")
 
 
@@ -48,12 +65,12 @@ class AppendOnlyModel(models.Model):
     class Meta:
         abstract = True
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
             raise AppendOnlyError("audit records cannot be changed")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise AppendOnlyError("audit records cannot be deleted")
 
 
@@ -81,17 +98,17 @@ class AuditEvent(AppendOnlyModel):
     class Meta:
         ordering = ["seq"]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"#{self.seq} {self.action} by {self.actor_name}"
 
     @cached_property
-    def actor_user(self):
+    def actor_user(self) -> User | None:
         """The acting user while their account exists (None for the system or once deleted)."""
         if self.actor_user_id is None:
             return None
         return get_user_model().objects.filter(pk=self.actor_user_id).first()
 
-    def canonical(self):
+    def canonical(self) -> str:
         """The exact bytes the hash covers; keep stable forever (old chains must verify)."""
         content = {
             "seq": self.seq,
@@ -105,13 +122,20 @@ class AuditEvent(AppendOnlyModel):
         }
         return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
-    def compute_hash(self):
+    def compute_hash(self) -> str:
         return hashlib.sha256((self.prev_hash + self.canonical()).encode()).hexdigest()
 
     @classmethod
     def record(
-        cls, action, *, actor=None, actor_kind=None, actor_name=None, request=None, **details
-    ):
+        cls,
+        action: str,
+        *,
+        actor: Actor | None = None,
+        actor_kind: str | None = None,
+        actor_name: str | None = None,
+        request: DataRequest | str | None = None,
+        **details: Any,
+    ) -> Self:
         """Append one event. ``actor`` is a User (or None for the system)."""
         if actor is not None and getattr(actor, "is_authenticated", False):
             kind, name, user_id = actor_kind or "user", actor_name or actor.get_username(), actor.pk
@@ -139,7 +163,7 @@ class AuditEvent(AppendOnlyModel):
         return event
 
 
-def _lock_chain():
+def _lock_chain() -> None:
     """Serialise appends until the transaction ends. PostgreSQL: an advisory lock (no table
     privilege needed). SQLite: the transaction already holds the database's write lock
     (``transaction_mode=IMMEDIATE``), and ``seq`` is unique as a last resort."""
@@ -163,7 +187,7 @@ class AuditCheckpoint(AppendOnlyModel):
     class Meta:
         ordering = ["seq"]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"checkpoint #{self.seq}"
 
 
@@ -189,11 +213,13 @@ class CheckpointDelivery(models.Model):
             models.UniqueConstraint(fields=["checkpoint", "sink"], name="one_delivery_per_sink")
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"checkpoint #{self.checkpoint_id} to {self.sink}"
 
 
-def verify_chain(events=None, *, checkpoints=None):
+def verify_chain(
+    events: models.QuerySet[AuditEvent] | None = None, *, checkpoints: CheckpointSet | None = None
+) -> tuple[bool, int, str, str | None]:
     """Recompute the chain and hold it against signed checkpoints. Returns
     ``(ok, count, head_hash, problem)``: problem names the first broken event and why, or None.
 
@@ -215,11 +241,11 @@ def verify_chain(events=None, *, checkpoints=None):
 class _ChainWalk:
     """One pass over the events in seq order; ``run`` returns the first problem or None."""
 
-    def __init__(self, anchors):
+    def __init__(self, anchors: dict[int, Checkpoint]) -> None:
         self.anchors = anchors  # {seq: Checkpoint} whose signatures verified
         self.count, self.prev, self.confirmed = 0, GENESIS_HASH, 0
 
-    def run(self, events):
+    def run(self, events: Iterable[AuditEvent]) -> str | None:
         for event in events:
             expected = self.count + 1
             if event.seq != expected:
@@ -240,7 +266,7 @@ class _ChainWalk:
             self.count, self.prev = event.seq, event.hash
         return None
 
-    def tail_problem(self):
+    def tail_problem(self) -> str | None:
         latest = max(self.anchors.values(), key=lambda a: a.seq, default=None)
         if latest is None or latest.seq <= self.count:
             return None
@@ -250,16 +276,15 @@ class _ChainWalk:
         )
 
 
-def link_problem(event):
+def link_problem(event: AuditEvent) -> str:
     """Why ``event`` does not link to the one before it, told from the event it links to."""
     seq = event.seq
     if seq == 1:
         return "event #1 does not start the chain (its prev_hash is not 64 zeros)"
-    if event.prev_hash == GENESIS_HASH:
-        linked = 0
-    else:
-        linked = AuditEvent.objects.filter(hash=event.prev_hash).values_list("seq", flat=True)
-        linked = linked.first()
+    linked: int | None = 0
+    if event.prev_hash != GENESIS_HASH:
+        seqs = AuditEvent.objects.filter(hash=event.prev_hash).values_list("seq", flat=True)
+        linked = seqs.first()
     if linked is not None and linked == seq - 2:
         return f"event #{seq - 1} was inserted (event #{seq} links to {_named(linked)})"
     if linked is not None:
@@ -269,5 +294,5 @@ def link_problem(event):
     return f"event #{seq} does not link to event #{seq - 1} (removed or altered)"
 
 
-def _named(seq):
+def _named(seq: int) -> str:
     return f"event #{seq}" if seq else "the start of the chain"

@@ -1,5 +1,7 @@
 """Mail kept in the database in dev mode (DSR_DEV_OUTBOX), shown at /dev/outbox/."""
 
+from __future__ import annotations
+
 from django.db import models
 
 
@@ -14,5 +16,5 @@ class OutboxMessage(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.subject

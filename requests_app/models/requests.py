@@ -4,7 +4,10 @@ The status field changes only in ``DataRequest.transition``, which checks the mo
 ``TRANSITIONS`` under a row lock and writes the audit event in the same transaction.
 """
 
-from datetime import timedelta
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models, transaction
@@ -17,6 +20,9 @@ from requests_app.workflow import regulations
 from requests_app.workflow.regulations import add_months as add_months
 from requests_app.workflow.regulations import due_date as due_date
 from requests_app.workflow.regulations import latest_extension as latest_extension
+
+if TYPE_CHECKING:
+    from requests_app.models.audit import Actor
 
 
 class IllegalTransition(Exception):
@@ -73,8 +79,9 @@ class Kind(models.TextChoices):
 
 # The stored codes as constants (Regulation.GDPR == "gdpr"). Everything else about a regulation,
 # its label included, is its entry in requests_app.workflow.regulations, which the field's
-# choices read.
-Regulation = models.TextChoices(
+# choices read. django-stubs types only the class form of TextChoices, not this functional one
+# built from the table.
+Regulation = models.TextChoices(  # type: ignore[call-overload]
     "Regulation", [(code.upper(), (code, label)) for code, label in regulations.choices()]
 )
 
@@ -83,11 +90,11 @@ class ReferenceCounter(models.Model):
     year = models.IntegerField(primary_key=True)
     last = models.IntegerField(default=0)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.year}: {self.last}"
 
     @classmethod
-    def next_reference(cls, year):
+    def next_reference(cls, year: int) -> str:
         with transaction.atomic():
             counter, _ = cls.objects.select_for_update().get_or_create(year=year)
             counter.last += 1
@@ -137,46 +144,46 @@ class DataRequest(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["due_at"]), models.Index(fields=["received_at"])]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.reference
 
-    def get_absolute_url(self):
+    def get_absolute_url(self) -> str:
         from django.urls import reverse
 
         return reverse("request_detail", args=[self.reference])
 
     # --- deadlines -------------------------------------------------------------------------
     @property
-    def regulation_rules(self):
+    def regulation_rules(self) -> regulations.Rules:
         """The regulation's entry in the table: label, legal reference, periods."""
         return regulations.rules_for(self.regulation)
 
     @property
-    def effective_due(self):
+    def effective_due(self) -> date:
         return self.extended_until or self.due_at
 
-    def days_left(self, today=None):
+    def days_left(self, today: date | None = None) -> int:
         return (self.effective_due - (today or timezone.localdate())).days
 
     @property
-    def is_open(self):
+    def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
 
     @property
-    def approvals_required(self):
+    def approvals_required(self) -> int:
         if self.kind == Kind.EXPORT:
             return 1
         return settings.ERASURE_APPROVALS_REQUIRED
 
     @property
-    def includes_export(self):
+    def includes_export(self) -> bool:
         return self.kind in (Kind.EXPORT, Kind.EXPORT_AND_ERASURE)
 
     @property
-    def includes_erasure(self):
+    def includes_erasure(self) -> bool:
         return self.kind in (Kind.ERASURE, Kind.EXPORT_AND_ERASURE)
 
-    def claim(self, field, seconds):
+    def claim(self, field: str, seconds: float) -> bool:
         """Take a one-worker step (``*_claimed_until``) with a conditional UPDATE: True for
         exactly one caller until ``seconds`` pass or it is released."""
         now = timezone.now()
@@ -184,11 +191,19 @@ class DataRequest(models.Model):
         until = now + timedelta(seconds=seconds)
         return bool(DataRequest.objects.filter(free, pk=self.pk).update(**{field: until}))
 
-    def release(self, field):
+    def release(self, field: str) -> None:
         DataRequest.objects.filter(pk=self.pk).update(**{field: None})
 
     # --- the one place the status changes ------------------------------------------------
-    def transition(self, to, *, actor=None, actor_kind=None, actor_name=None, **details):
+    def transition(
+        self,
+        to: str,
+        *,
+        actor: Actor | None = None,
+        actor_kind: str | None = None,
+        actor_name: str | None = None,
+        **details: Any,
+    ) -> DataRequest:
         """Move to ``to`` if allowed, under a row lock, with its audit event; else raise."""
         with transaction.atomic():
             current = DataRequest.objects.select_for_update().get(pk=self.pk)
@@ -197,7 +212,7 @@ class DataRequest(models.Model):
                     f"{current.reference} is {current.get_status_display().lower()}; "
                     f"it cannot become {Status(to).label.lower()}"
                 )
-            fields = {"status": to, "updated_at": timezone.now()}
+            fields: dict[str, Any] = {"status": to, "updated_at": timezone.now()}
             now = timezone.now()
             if to == Status.APPROVED and not current.approved_at:
                 fields["approved_at"] = now
@@ -230,7 +245,7 @@ class RequestIdentifier(models.Model):
     class Meta:
         ordering = ["line"]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.registration_id or f"{self.device_id}@{self.hub}"
 
 
@@ -263,11 +278,11 @@ class PlannedDevice(models.Model):
     class Meta:
         ordering = ["position"]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.device_id or self.registration_id
 
     @property
-    def label(self):
+    def label(self) -> str:
         return self.device_id or self.registration_id
 
 
@@ -314,11 +329,11 @@ class Operation(models.Model):
         constraints = [models.UniqueConstraint(fields=["request", "seq"], name="op_seq_unique")]
         indexes = [models.Index(fields=["request", "state"])]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.method} {self.path}"
 
     @property
-    def finished(self):
+    def finished(self) -> bool:
         from requests_app.jobs.operations import FINISHED_STATES  # it imports the models
 
         return self.state in FINISHED_STATES
@@ -351,7 +366,7 @@ class Approval(models.Model):
             )
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.approver_name} {self.decision} {self.request_id}"
 
 
@@ -374,20 +389,5 @@ class Artifact(models.Model):
         ordering = ["created_at"]
         constraints = [models.UniqueConstraint(fields=["request", "kind"], name="one_per_kind")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.filename
-
-
-class ApiToken(models.Model):
-    """A bearer token for the JSON API; only its SHA-256 is stored."""
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
-    name = models.CharField(max_length=100, blank=True)
-    token_hash = models.CharField(max_length=64, unique=True)
-    prefix = models.CharField(max_length=8)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked = models.BooleanField(default=False)
-
-    def __str__(self):
-        return f"{self.prefix}… ({self.user})"

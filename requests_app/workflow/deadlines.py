@@ -2,19 +2,27 @@
 often, how far beyond the original due date, and what is recorded (a reason, the date the data
 subject was told, which must fall within the original period)."""
 
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
 from django.db import transaction
 from django.utils import timezone
 
 from requests_app.models import AuditEvent, DataRequest
 from requests_app.workflow import regulations
 
+if TYPE_CHECKING:
+    from requests_app.models.audit import Actor
 
-def extension_limit(data_request):
+
+def extension_limit(data_request: DataRequest) -> date:
     """The furthest date an extension of ``request`` may reach."""
     return regulations.latest_extension(data_request.regulation, data_request.due_at)
 
 
-def _extensions_made(data_request):
+def _extensions_made(data_request: DataRequest) -> int:
     if not data_request.extended_until:
         return 0
     # Each extension writes one audit event in its transaction: the trail counts them.
@@ -24,13 +32,19 @@ def _extensions_made(data_request):
     return max(1, events.count())
 
 
-def _how_often(rules):
+def _how_often(rules: regulations.Rules) -> str:
     if rules.extension.times == 1:
         return "only once"
     return f"at most {rules.extension.times} times"
 
 
-def _refusal(data_request, until, reason, notice_date, today):
+def _refusal(
+    data_request: DataRequest,
+    until: date | None,
+    reason: str,
+    notice_date: date | None,
+    today: date,
+) -> str | None:
     """Why this extension is not allowed, in words for the officer; None when it is."""
     if not data_request.is_open:
         status = data_request.get_status_display().lower()
@@ -74,7 +88,15 @@ def _refusal(data_request, until, reason, notice_date, today):
     return None
 
 
-def extend(data_request, *, actor, until, reason, notice_date, today=None):
+def extend(
+    data_request: DataRequest,
+    *,
+    actor: Actor,
+    until: date | None,
+    reason: str | None,
+    notice_date: date | None,
+    today: date | None = None,
+) -> DataRequest:
     """Move the due date of ``request`` to ``until``; raise ``ValueError`` (storing nothing) if
     the extension is not allowed. Checked under a row lock so two officers cannot both extend."""
     reason = (reason or "").strip()
@@ -84,7 +106,7 @@ def extend(data_request, *, actor, until, reason, notice_date, today=None):
         problem = _refusal(current, until, reason, notice_date, today)
         if problem:
             raise ValueError(problem)
-        fields = {
+        fields: dict[str, Any] = {
             "extended_until": until,
             "extension_reason": reason,
             "extension_notice_date": notice_date,

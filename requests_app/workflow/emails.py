@@ -1,7 +1,11 @@
 """Every email the portal sends: one function each, text + HTML templates, absolute URLs from
 SITE_URL. Each send is an audit event; a failure is recorded and can be resent."""
 
+from __future__ import annotations
+
 import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -9,10 +13,21 @@ from django.template.loader import render_to_string
 
 from requests_app.models import AuditEvent
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from requests_app.models import Approval, DataRequest
+
 log = logging.getLogger(__name__)
 
 
-def _send(template, subject, recipient, context, data_request=None):
+def _send(
+    template: str,
+    subject: str,
+    recipient: str,
+    context: dict[str, Any],
+    data_request: DataRequest | None = None,
+) -> bool:
     context = {**context, "site_url": settings.SITE_URL, "request": data_request}
     text = render_to_string(f"emails/{template}.txt", context)
     html = render_to_string(f"emails/{template}.html", context)
@@ -34,7 +49,9 @@ def _send(template, subject, recipient, context, data_request=None):
     return True
 
 
-def approval_requested(data_request, approver, url, reminder=False):
+def approval_requested(
+    data_request: DataRequest, approver: User, url: str, reminder: bool = False
+) -> bool:
     prefix = "Reminder: approval" if reminder else "Approval"
     return _send(
         "approval_request",
@@ -50,7 +67,7 @@ def approval_requested(data_request, approver, url, reminder=False):
     )
 
 
-def request_rejected(data_request, approval):
+def request_rejected(data_request: DataRequest, approval: Approval) -> bool:
     return _send(
         "request_rejected",
         f"[{data_request.reference}] Rejected by {approval.approver_name}",
@@ -60,7 +77,7 @@ def request_rejected(data_request, approval):
     )
 
 
-def request_finished(data_request):
+def request_finished(data_request: DataRequest) -> bool:
     return _send(
         "request_finished",
         f"[{data_request.reference}] {data_request.get_status_display()}",
@@ -70,7 +87,7 @@ def request_finished(data_request):
     )
 
 
-def deadline_digest(officer, requests):
+def deadline_digest(officer: User, requests: Sequence[DataRequest]) -> bool:
     return _send(
         "deadline_digest",
         f"DSR Portal: {len(requests)} requests due within 7 days or overdue",

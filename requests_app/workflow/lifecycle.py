@@ -1,8 +1,11 @@
 """What happens to a request between intake and fulfilment: submit, plan, approve or reject,
 cancel. Views and the API call these; each one is a transaction with its audit events."""
 
+from __future__ import annotations
+
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -16,6 +19,13 @@ from requests_app.models import Approval, AuditEvent, DataRequest, IllegalTransi
 from requests_app.workflow import emails
 from requests_app.workflow.tokens import approval_url
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from django.db.models import QuerySet
+
+    from requests_app.accounts.twofactor import SignInProof
+    from requests_app.models.audit import Actor
+
 log = logging.getLogger(__name__)
 
 
@@ -23,7 +33,7 @@ log = logging.getLogger(__name__)
 DecisionRefused = Refusal
 
 
-def submit(data_request, *, actor):
+def submit(data_request: DataRequest, *, actor: Actor) -> DataRequest:
     """draft → planning, and the scoping job goes on the queue once this commits."""
     with transaction.atomic():
         data_request.transition(Status.PLANNING, actor=actor)
@@ -31,7 +41,7 @@ def submit(data_request, *, actor):
     return data_request
 
 
-def retry_scoping(data_request, *, actor):
+def retry_scoping(data_request: DataRequest, *, actor: Actor) -> DataRequest:
     with transaction.atomic():
         if data_request.status != Status.PLANNING or not data_request.scoping_error:
             raise IllegalTransition(f"{data_request.reference} has no failed plan to retry")
@@ -40,7 +50,7 @@ def retry_scoping(data_request, *, actor):
     return data_request
 
 
-def cancel(data_request, *, actor, reason):
+def cancel(data_request: DataRequest, *, actor: Actor, reason: str) -> DataRequest:
     if not reason.strip():
         raise ValueError("A reason is required to cancel a request.")
     with transaction.atomic():
@@ -50,7 +60,7 @@ def cancel(data_request, *, actor, reason):
     return data_request
 
 
-def scope_job(request_id):
+def scope_job(request_id: int) -> None:
     """RQ job: look everything up, store the plan, ask the approvers."""
     from requests_app.jobs.azure_calls import clients_for
     from requests_app.jobs.scoping import build_plan
@@ -61,7 +71,7 @@ def scope_job(request_id):
     if not data_request.claim("scoping_claimed_until", settings.DSR_LEASE_SECONDS):
         return  # another worker is planning it right now
 
-    def heartbeat():
+    def heartbeat() -> None:
         DataRequest.objects.filter(pk=data_request.pk).update(
             scoping_claimed_until=timezone.now() + timedelta(seconds=settings.DSR_LEASE_SECONDS)
         )
@@ -90,7 +100,7 @@ def scope_job(request_id):
     notify_approvers(data_request)
 
 
-def approvers_for(data_request):
+def approvers_for(data_request: DataRequest) -> QuerySet[User]:
     User = get_user_model()  # noqa: N806
     return (
         User.objects.filter(groups__name=roles.APPROVER, is_active=True)
@@ -99,7 +109,9 @@ def approvers_for(data_request):
     )
 
 
-def notify_approvers(data_request, *, actor=None, reminder=False):
+def notify_approvers(
+    data_request: DataRequest, *, actor: Actor | None = None, reminder: bool = False
+) -> int:
     """Email every approver who has not decided on this plan version yet."""
     decided = set(
         data_request.approvals.filter(plan_version=data_request.plan_version).values_list(
@@ -118,8 +130,17 @@ def notify_approvers(data_request, *, actor=None, reminder=False):
 
 
 def decide(
-    data_request, *, approver, decision, proof, via, plan_version, reason="", ip=None, user_agent=""
-):
+    data_request: DataRequest,
+    *,
+    approver: User,
+    decision: str,
+    proof: SignInProof | None,
+    via: str,
+    plan_version: str,
+    reason: str | None = "",
+    ip: str | None = None,
+    user_agent: str | None = "",
+) -> Approval:
     """Record one approver's decision. ``proof`` is what the approver's session shows
     (accounts.twofactor.proof_of): access.may_decide refuses a decision without the approver's
     own signed-in session and second factor (and, for an erasure, a recent sign-in).
@@ -132,6 +153,7 @@ def decide(
         locked = DataRequest.objects.select_for_update().get(pk=data_request.pk)
         problem = may_decide(approver, locked, plan_version=plan_version, proof=proof)
         if problem is None:
+            assert proof is not None  # may_decide refuses a decision without one
             approval = _record_decision(
                 locked, approver, decision, reason, via, plan_version, proof, ip, user_agent
             )
@@ -150,9 +172,20 @@ def decide(
     return approval
 
 
-def _record_decision(locked, approver, decision, reason, via, plan_version, proof, ip, user_agent):
+def _record_decision(
+    locked: DataRequest,
+    approver: User,
+    decision: str,
+    reason: str,
+    via: str,
+    plan_version: str,
+    proof: SignInProof,
+    ip: str | None,
+    user_agent: str | None,
+) -> Approval:
     """The decision's rows and events, inside decide()'s transaction on the locked request."""
     actor_kind = "user"  # signed in either way; ``via`` says whether it came from the email
+    signed_in_at = datetime.fromtimestamp(proof.signed_in_at, UTC)
     approval = Approval.objects.create(
         request=locked,
         approver=approver,
@@ -164,7 +197,7 @@ def _record_decision(locked, approver, decision, reason, via, plan_version, proo
         ip=ip,
         user_agent=(user_agent or "")[:300],
         second_factor=proof.second_factor,
-        signed_in_at=datetime.fromtimestamp(proof.signed_in_at, UTC),
+        signed_in_at=signed_in_at,
     )
     AuditEvent.record(
         f"request_{decision}",
@@ -177,7 +210,7 @@ def _record_decision(locked, approver, decision, reason, via, plan_version, proo
         plan_version=plan_version,
         reason=reason,
         second_factor=proof.second_factor,
-        signed_in_at=approval.signed_in_at.isoformat(),
+        signed_in_at=signed_in_at.isoformat(),
     )
     if decision == Approval.Decision.REJECTED:
         DataRequest.objects.filter(pk=locked.pk).update(rejection_reason=reason)

@@ -1,10 +1,18 @@
 """An email backend for dev mode: keeps each message in the database for /dev/outbox/."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from django.core.mail.backends.base import BaseEmailBackend
+
+if TYPE_CHECKING:
+    from django.core.mail import EmailMessage
 
 
 class OutboxBackend(BaseEmailBackend):
-    def send_messages(self, email_messages):
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         from requests_app.models import OutboxMessage
 
         for message in email_messages:
@@ -13,10 +21,10 @@ class OutboxBackend(BaseEmailBackend):
                 if mimetype == "text/html":
                     html = content
             OutboxMessage.objects.create(
-                subject=message.subject,
+                subject=str(message.subject),
                 from_email=message.from_email,
                 to="\n".join(message.recipients()),
-                text=message.body,
+                text=str(message.body),
                 html=html,
             )
         return len(email_messages)

@@ -6,6 +6,8 @@ API's schema and the reports all read this table, so adding a regulation is one 
 (and a test); nothing else names one.
 """
 
+from __future__ import annotations
+
 import calendar
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -13,14 +15,14 @@ from datetime import date, timedelta
 NUMBERS = {1: "one", 2: "two", 3: "three"}
 
 
-def add_months(day, months):
+def add_months(day: date, months: int) -> date:
     """Same day N calendar months later, clamped to the month's end (31 Jan + 1 → 28/29 Feb)."""
     month_index = day.month - 1 + months
     year, month = day.year + month_index // 12, month_index % 12 + 1
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def _count(number, unit):
+def _count(number: int, unit: str) -> str:
     return f"{NUMBERS.get(number, number)} {unit}{'' if number == 1 else 's'}"
 
 
@@ -31,10 +33,10 @@ class Period:
     months: int = 0
     days: int = 0
 
-    def after(self, day):
+    def after(self, day: date) -> date:
         return add_months(day, self.months) + timedelta(days=self.days)
 
-    def __str__(self):
+    def __str__(self) -> str:
         if self.months:
             return _count(self.months, "calendar month")
         return _count(self.days, "day")
@@ -48,7 +50,7 @@ class Extension:
 
     by: Period
     times: int = 1
-    records: tuple = ("reason", "notice_date")
+    records: tuple[str, ...] = ("reason", "notice_date")
 
 
 NO_EXTENSION = Extension(by=Period(), times=0, records=())
@@ -65,7 +67,7 @@ class Rules:
     due: Period  # from the day the request was received
     extension: Extension = NO_EXTENSION
 
-    def describe(self):
+    def describe(self) -> str:
         """The deadline rule in a sentence, for the people who choose the regulation."""
         extension = self.extension
         if not extension.times:
@@ -115,26 +117,26 @@ TABLE = {
 }
 
 
-def rules_for(code):
+def rules_for(code: str) -> Rules:
     """The entry for ``code``; KeyError names the code when there is none."""
     return TABLE[code]
 
 
-def codes():
+def codes() -> list[str]:
     return list(TABLE)
 
 
-def choices():
+def choices() -> list[tuple[str, str]]:
     """``(code, label)`` pairs, read afresh each time (a model field's and a form's choices)."""
     return [(rules.code, rules.label) for rules in TABLE.values()]
 
 
-def due_date(code, received):
+def due_date(code: str, received: date) -> date:
     """When a request under ``code`` received on ``received`` is due."""
     return rules_for(code).due.after(received)
 
 
-def latest_extension(code, due):
+def latest_extension(code: str, due: date) -> date:
     """The furthest extensions may move ``due`` (the original due date); ``due`` itself when
     the regulation allows none."""
     return rules_for(code).extension.by.after(due)

@@ -1,6 +1,8 @@
 """Daily reminders: officers' digest of what is due or overdue, approvers' pending approvals."""
 
-from datetime import timedelta
+from __future__ import annotations
+
+from datetime import date, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db.models import Q
@@ -11,14 +13,14 @@ from requests_app.models import DataRequest, Status
 from requests_app.workflow import emails
 
 
-def due_soon_or_overdue(today=None):
+def due_soon_or_overdue(today: date | None = None) -> list[DataRequest]:
     from requests_app.reporting.dashboard import open_requests
 
     horizon = (today or timezone.localdate()) + timedelta(days=7)
     return list(open_requests().filter(effective__lte=horizon).order_by("effective", "id"))
 
 
-def send_all():
+def send_all() -> int:
     User = get_user_model()  # noqa: N806
     sent = 0
     due = due_soon_or_overdue()

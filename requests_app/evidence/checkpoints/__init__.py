@@ -14,12 +14,16 @@ For other modules: ``request_checkpoint`` (worker, after a certificate), ``lates
 ``checkpoint_if_requested`` and ``sinks.deliver_due``.
 """
 
+from __future__ import annotations
+
 import base64
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -29,6 +33,7 @@ from requests_app.evidence.checkpoints import keys, sinks
 from requests_app.evidence.checkpoints.document import (
     FILE_NAME,
     VERSION,
+    Checkpoint,
     CheckpointSet,
     canonical,
     parse,
@@ -37,10 +42,13 @@ from requests_app.evidence.checkpoints.document import (
 from requests_app.evidence.checkpoints.document import file_name as document_name
 from requests_app.models import AuditCheckpoint, AuditEvent, CheckpointDelivery
 
+if TYPE_CHECKING:
+    from requests_app.models import DataRequest
+
 REQUESTED = "audit_checkpoint_requested"
 
 
-def request_checkpoint(reason: str, data_request=None) -> AuditEvent:
+def request_checkpoint(reason: str, data_request: DataRequest | None = None) -> AuditEvent:
     """Ask for a checkpoint soon (the scheduler looks every tick). Needs no key: the request
     is an audit event, so it survives a Redis restart and is itself covered."""
     return AuditEvent.record(REQUESTED, request=data_request, reason=reason)
@@ -125,8 +133,8 @@ def trusted_checkpoints(latest_only: bool = False) -> CheckpointSet:
         results = [parse_file(directory / name, public) for name in chosen]
         missing = _missing_file(directory, names)
     else:
-        rows = AuditCheckpoint.objects.order_by("-seq" if latest_only else "seq")
-        rows = rows[:1] if latest_only else rows.iterator(chunk_size=1000)
+        ordered = AuditCheckpoint.objects.order_by("-seq" if latest_only else "seq")
+        rows = ordered[:1] if latest_only else ordered.iterator(chunk_size=1000)
         results, missing = [_parse_row(row, public) for row in rows], None
     found = CheckpointSet({}, total=len(results))
     for checkpoint, problem in results:
@@ -137,7 +145,7 @@ def trusted_checkpoints(latest_only: bool = False) -> CheckpointSet:
     return found
 
 
-def _missing_file(directory, names):
+def _missing_file(directory: Path, names: list[str]) -> str | None:
     """A tripwire, not an anchor (the database's records could be edited too): the latest
     checkpoint recorded as written to the directory must still be there."""
     written = CheckpointDelivery.objects.filter(
@@ -148,7 +156,9 @@ def _missing_file(directory, names):
     return f"checkpoint #{written} was written to {directory} but its file is gone"
 
 
-def _parse_row(row, public):
+def _parse_row(
+    row: AuditCheckpoint, public: dict[str, Ed25519PublicKey]
+) -> tuple[Checkpoint | None, str | None]:
     try:
         document = {"checkpoint": json.loads(row.body), "signature": row.signature}
     except ValueError:
@@ -156,7 +166,7 @@ def _parse_row(row, public):
     return parse(document, "database", public, label=f"checkpoint #{row.seq} in the database")
 
 
-def latest_checkpoint() -> dict | None:
+def latest_checkpoint() -> dict[str, Any] | None:
     """The latest checkpoint whose signature verifies, as published plus where it was read:
     ``{"checkpoint": {version, seq, head_hash, event_count, created_at, key_fingerprint},
     "signature": base64, "source": file name or "database"}``; None when there is none."""
@@ -169,12 +179,12 @@ def latest_checkpoint() -> dict | None:
 class CheckpointStatus:
     """What the audit page shows about checkpoints."""
 
-    latest: dict | None  # as latest_checkpoint() returns it
+    latest: dict[str, Any] | None  # as latest_checkpoint() returns it
     problem: str | None  # the latest checkpoint cannot be trusted (forged, unreadable, no key)
     events_since: int  # events after the latest checkpoint (not yet anchored)
     overdue: bool  # an event waits longer than two checkpoint periods: is the scheduler running?
-    sinks: list = field(default_factory=list)  # labels of the configured sinks
-    failing: list = field(default_factory=list)  # seq, sink, attempts, error, next_attempt_at
+    sinks: list[str] = field(default_factory=list)  # labels of the configured sinks
+    failing: list[dict[str, Any]] = field(default_factory=list)  # see _failure
     pending: int = 0  # deliveries not made yet, failing ones included
 
 
@@ -201,7 +211,7 @@ def checkpoint_status(now: datetime | None = None) -> CheckpointStatus:
     )
 
 
-def _failure(delivery):
+def _failure(delivery: CheckpointDelivery) -> dict[str, Any]:
     return {
         "seq": delivery.checkpoint.seq,
         "sink": delivery.get_sink_display(),

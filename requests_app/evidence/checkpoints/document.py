@@ -7,26 +7,34 @@ named after the event it covers. docs/verify_audit_offline.py reads the same for
 Django: change both together, and only by adding a new ``version``.
 """
 
+from __future__ import annotations
+
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from requests_app.evidence.checkpoints.keys import verify_signature
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 VERSION = 1
 FIELDS = ("version", "seq", "head_hash", "event_count", "created_at", "key_fingerprint")
 FILE_NAME = re.compile(r"^checkpoint-(\d{12})\.json$")
 
 
-def canonical(statement):
+def canonical(statement: Mapping[str, object]) -> str:
     return json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def file_name(seq):
+def file_name(seq: int) -> str:
     return f"checkpoint-{seq:012d}.json"
 
 
-def file_text(statement, signature):
+def file_text(statement: Mapping[str, object], signature: str) -> str:
     """What the directory, the email attachment and the webhook receive."""
     return json.dumps({"checkpoint": statement, "signature": signature}, indent=2) + "\n"
 
@@ -44,10 +52,10 @@ class Checkpoint:
     source: str  # the file name, or "database"
 
     @property
-    def name(self):
+    def name(self) -> str:
         return f"signed checkpoint #{self.seq}"
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         """The published form, for certificates and evidence reports."""
         statement = {field: getattr(self, field) for field in FIELDS if field != "version"}
         return {
@@ -61,12 +69,17 @@ class Checkpoint:
 class CheckpointSet:
     """Checkpoints read for a verification: the good ones by seq, and the first problem."""
 
-    valid: dict
+    valid: dict[int, Checkpoint]  # by seq
     problem: str | None = None
     total: int = 0
 
 
-def parse(document, source, keys, label=None):
+def parse(
+    document: object,
+    source: str,
+    keys: Mapping[str, Ed25519PublicKey],
+    label: str | None = None,
+) -> tuple[Checkpoint | None, str | None]:
     """(Checkpoint, None) or (None, problem) for a published document (a dict)."""
     label = label or f"checkpoint {source}"
     if not isinstance(document, dict) or not isinstance(document.get("checkpoint"), dict):
@@ -89,7 +102,9 @@ def parse(document, source, keys, label=None):
     return Checkpoint(**statement, signature=signature, source=source), None
 
 
-def parse_file(path, keys):
+def parse_file(
+    path: Path, keys: Mapping[str, Ed25519PublicKey]
+) -> tuple[Checkpoint | None, str | None]:
     """Like ``parse``, for a file of the checkpoint directory (its name must match its seq)."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))

@@ -6,6 +6,8 @@ under DSR_DATA_DIR and says so; production refuses, as it does for a missing SEC
 error names the variable to fix, in one line.
 """
 
+from __future__ import annotations
+
 import base64
 import binascii
 import hashlib
@@ -29,20 +31,20 @@ class CheckpointConfigError(Exception):
     """A checkpoint setting is missing or unusable; the message starts with the variable."""
 
 
-def raw_public(public_key):
+def raw_public(public_key: Ed25519PublicKey) -> bytes:
     return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-def fingerprint(public_key):
+def fingerprint(public_key: Ed25519PublicKey) -> str:
     """What a person compares by eye: the first 16 hex digits of SHA-256 of the raw key."""
     return hashlib.sha256(raw_public(public_key)).hexdigest()[:16]
 
 
-def public_b64(public_key):
+def public_b64(public_key: Ed25519PublicKey) -> str:
     return base64.b64encode(raw_public(public_key)).decode()
 
 
-def generate_key_file(path):
+def generate_key_file(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
     """A new private key at ``path`` (PEM, mode 0600); never overwrites. Returns the key."""
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
@@ -56,7 +58,7 @@ def generate_key_file(path):
     return key
 
 
-def read_key_file(path, variable=SIGNING_VAR):
+def read_key_file(path: str | os.PathLike[str], variable: str = SIGNING_VAR) -> Ed25519PrivateKey:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -70,14 +72,15 @@ def read_key_file(path, variable=SIGNING_VAR):
     return key
 
 
-def dev_key_path():
+def dev_key_path() -> Path:
     return Path(settings.DSR_DATA_DIR) / "audit" / "dev-signing-key.pem"
 
 
-def signing_key():
+def signing_key() -> tuple[Ed25519PrivateKey, str | None]:
     """The scheduler's key and a note for its log (or None), checked against the public keys.
     Raises CheckpointConfigError naming the variable."""
-    path, note = settings.DSR_AUDIT_SIGNING_KEY_FILE, None
+    path: str | Path | None = settings.DSR_AUDIT_SIGNING_KEY_FILE
+    note: str | None = None
     if not path and not settings.DEBUG:
         raise CheckpointConfigError(
             f"{SIGNING_VAR}: not set (required when DEBUG is off); "
@@ -95,7 +98,7 @@ def signing_key():
     return key, note
 
 
-def _check_public_keys(public_key):
+def _check_public_keys(public_key: Ed25519PublicKey) -> None:
     """The web verifies with DSR_AUDIT_PUBLIC_KEY: refuse to sign what it would call forged."""
     known = public_keys()
     if fingerprint(public_key) in known:
@@ -109,14 +112,14 @@ def _check_public_keys(public_key):
     dev_public_path().write_text(public_b64(public_key) + "\n")
 
 
-def dev_public_path():
+def dev_public_path() -> Path:
     return dev_key_path().with_suffix(".pub")
 
 
-def parse_public_keys(text, variable=PUBLIC_VAR):
+def parse_public_keys(text: str | None, variable: str = PUBLIC_VAR) -> dict[str, Ed25519PublicKey]:
     """{fingerprint: key} from base64 raw Ed25519 keys separated by commas or spaces (more
     than one while a key is being replaced: old checkpoints keep verifying)."""
-    keys = {}
+    keys: dict[str, Ed25519PublicKey] = {}
     for item in re.split(r"[\s,]+", (text or "").strip()):
         if not item:
             continue
@@ -131,7 +134,7 @@ def parse_public_keys(text, variable=PUBLIC_VAR):
     return keys
 
 
-def public_keys():
+def public_keys() -> dict[str, Ed25519PublicKey]:
     """The keys checkpoints are verified with. DEBUG without DSR_AUDIT_PUBLIC_KEY: the
     development key's, when the scheduler has made one."""
     if settings.DSR_AUDIT_PUBLIC_KEY or not settings.DEBUG:
@@ -142,7 +145,7 @@ def public_keys():
         return {}
 
 
-def verify_signature(public_key, signature_b64, data):
+def verify_signature(public_key: Ed25519PublicKey, signature_b64: str, data: bytes) -> bool:
     try:
         public_key.verify(base64.b64decode(signature_b64, validate=True), data)
     except (InvalidSignature, binascii.Error, ValueError):

@@ -4,13 +4,16 @@ the next checkpoint at worst, never a request. Each delivery is a row; a failed 
 again on a later tick (1 min, doubling to 1 h) and shows on the audit page until it succeeds.
 """
 
+from __future__ import annotations
+
 import json
 import logging
 import os
 import secrets
 import urllib.error
 import urllib.request
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,7 +27,7 @@ from django.utils import timezone
 from requests_app.access import roles
 from requests_app.evidence.checkpoints.document import file_name, file_text
 from requests_app.evidence.checkpoints.keys import CheckpointConfigError
-from requests_app.models import CheckpointDelivery
+from requests_app.models import AuditCheckpoint, CheckpointDelivery
 
 log = logging.getLogger(__name__)
 Sink = CheckpointDelivery.Sink
@@ -36,7 +39,7 @@ class SinkError(Exception):
     """A sink did not take the checkpoint; the message says why (no secrets in it)."""
 
 
-def checkpoint_dir():
+def checkpoint_dir() -> Path | None:
     """DSR_AUDIT_CHECKPOINT_DIR; in DEBUG without it, a directory under DSR_DATA_DIR."""
     if settings.DSR_AUDIT_CHECKPOINT_DIR:
         return Path(settings.DSR_AUDIT_CHECKPOINT_DIR)
@@ -45,7 +48,7 @@ def checkpoint_dir():
     return None
 
 
-def check_directory():
+def check_directory() -> Path:
     """The directory the scheduler writes to, made if need be. Production needs one: with
     email alone a single mailbox would be the only copy outside the database."""
     directory = checkpoint_dir()
@@ -65,7 +68,7 @@ def check_directory():
     return directory
 
 
-def configured_sinks():
+def configured_sinks() -> list[Sink]:
     sinks = [Sink.DIRECTORY] if checkpoint_dir() else []
     if settings.DSR_AUDIT_CHECKPOINT_EMAIL:
         sinks.append(Sink.EMAIL)
@@ -74,14 +77,16 @@ def configured_sinks():
     return sinks
 
 
-def published_text(checkpoint):
+def published_text(checkpoint: AuditCheckpoint) -> str:
     return file_text(json.loads(checkpoint.body), checkpoint.signature)
 
 
-def write_directory(checkpoint):
+def write_directory(checkpoint: AuditCheckpoint) -> None:
     """One new file per checkpoint, whole or not at all, never replacing one: written aside,
     then hard-linked into place (link fails if the name exists)."""
     directory = checkpoint_dir()
+    if directory is None:  # a delivery made while a directory was configured, retried without
+        raise SinkError("DSR_AUDIT_CHECKPOINT_DIR: not set")
     directory.mkdir(parents=True, exist_ok=True)
     text, final = published_text(checkpoint), directory / file_name(checkpoint.seq)
     temporary = directory / f".{final.name}.{secrets.token_hex(4)}.tmp"
@@ -104,13 +109,13 @@ def write_directory(checkpoint):
         os.close(descriptor)
 
 
-def auditor_emails():
+def auditor_emails() -> list[str]:
     users = get_user_model().objects.filter(is_active=True).exclude(email="")
     users = users.filter(Q(groups__name=roles.AUDITOR)).distinct().order_by("username")
     return list(users.values_list("email", flat=True))
 
 
-def send_email(checkpoint):
+def send_email(checkpoint: AuditCheckpoint) -> None:
     """Text only, the JSON attached: the auditors keep it as evidence outside the portal."""
     recipients = auditor_emails()
     if not recipients:
@@ -136,8 +141,10 @@ def send_email(checkpoint):
     message.send()
 
 
-def post_webhook(checkpoint):
+def post_webhook(checkpoint: AuditCheckpoint) -> None:
     url = settings.DSR_AUDIT_CHECKPOINT_WEBHOOK
+    if not url:  # a delivery made while a webhook was configured, retried without
+        raise SinkError("DSR_AUDIT_CHECKPOINT_WEBHOOK: not set")
     parts = urlsplit(url)
     if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in LOOPBACK):
         raise SinkError("DSR_AUDIT_CHECKPOINT_WEBHOOK: must be an https:// URL")
@@ -156,14 +163,18 @@ def post_webhook(checkpoint):
         raise SinkError(f"the webhook is unreachable: {getattr(exc, 'reason', exc)}") from None
 
 
-PUBLISH = {Sink.DIRECTORY: write_directory, Sink.EMAIL: send_email, Sink.WEBHOOK: post_webhook}
+PUBLISH: dict[str, Callable[[AuditCheckpoint], None]] = {
+    Sink.DIRECTORY: write_directory,
+    Sink.EMAIL: send_email,
+    Sink.WEBHOOK: post_webhook,
+}
 
 
-def backoff(attempts):
+def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(60 * 2 ** max(attempts - 1, 0), 3600))
 
 
-def deliver(delivery, now=None):
+def deliver(delivery: CheckpointDelivery, now: datetime | None = None) -> bool:
     """Try one delivery once; returns True when the sink has the checkpoint. A conditional
     UPDATE claims it, so two schedulers never send the same email twice."""
     now = now or timezone.now()
@@ -186,7 +197,7 @@ def deliver(delivery, now=None):
     return True
 
 
-def deliver_due(now=None):
+def deliver_due(now: datetime | None = None) -> int:
     """Every delivery whose time has come; returns how many were tried."""
     now = now or timezone.now()
     due = CheckpointDelivery.objects.filter(delivered_at=None, next_attempt_at__lte=now)
