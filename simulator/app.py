@@ -41,6 +41,8 @@ FAULT_DEFAULTS = {
     "drop_rate": 0.0,
     "drop_after_rate": 0.0,
     "throttle_scale": None,
+    # Traffic shaping: the longest a request above the throttle is queued before 429.
+    "shaping_seconds": 1.0,
     "retry_after": False,
 }
 # Methods whose success changes the state (every POST of both APIs is a read: query,
@@ -322,9 +324,12 @@ class Simulator:
         handler, needed, *args = module.route(req)
         if needed not in rights:
             raise ApiError("unauthorized", "Unauthorized. The policy does not grant this right.")
-        kind = "dps" if service == DPS else ("query" if handler is hub.query else "registry")
+        kind = "dps" if service == DPS else hub.bucket_of(handler)
         with self._lock:
-            self._throttle(req.host, kind)
+            delay = self._throttle(req.host, kind)
+        if delay:
+            self._sleep(delay)  # queued (traffic shaping): answered late, not refused
+        with self._lock:
             state = self._state["dps" if service == DPS else "hubs"][req.host]
             response = handler(req, state, *args)
             if req.method in MUTATING:
@@ -332,22 +337,24 @@ class Simulator:
             return response
 
     def _throttle(self, host, kind):
+        """The seconds this request is queued for; raises 429 when the queue is full."""
         scale = self._faults["throttle_scale"]
         if not scale:
-            return
+            return 0.0
         bucket = self._buckets.get((host, kind))
         if bucket is None:
             tier, units = self.hub_tier(host)
             bucket = TokenBucket(per_minute(kind, tier, units), scale, self._clock)
             self._buckets[(host, kind)] = bucket
-        wait = bucket.take()
-        if wait:
+        delay, refused_for = bucket.take(self._faults["shaping_seconds"])
+        if refused_for:
             headers = {}
             if self._faults["retry_after"]:
-                headers["Retry-After"] = retry_after_header(wait)
+                headers["Retry-After"] = retry_after_header(refused_for)
             raise ApiError(
                 "throttled", "Throttling: the operation rate is too high.", None, headers
             )
+        return delay
 
     def _record(self, method, host, path, status, request_id, fault=None):
         with self._lock:

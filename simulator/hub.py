@@ -30,6 +30,19 @@ QUERIES = (
 )
 
 
+def bucket_of(handler):
+    """Which of the hub's throttles a request to ``handler`` counts against (``throttle.KINDS``):
+    twin reads and twin updates have their own, queries theirs, everything else on devices and
+    modules is the identity registry."""
+    if handler is query:
+        return "query"
+    if handler is get_twin:
+        return "twin_read"
+    if handler in (patch_twin, put_twin):
+        return "twin_update"
+    return "registry"
+
+
 def _not_allowed(method):
     return ApiError("method_not_allowed", f"{method} is not allowed here.")
 

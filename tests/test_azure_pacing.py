@@ -72,6 +72,60 @@ def test_bucket_sizes_follow_azure_tiers():
         bucket_for(hub(), "twins")
 
 
+# Azure's published throttles (IoT Hub quotas and throttling), per minute, for tier × units.
+PUBLISHED = [
+    # kind, tier, units, per minute
+    ("registry", "S1", 1, 100),
+    ("registry", "S2", 4, 400),
+    ("registry", "S3", 2, 10_000),
+    ("query", "S1", 1, 20),
+    ("query", "S2", 5, 100),
+    ("query", "S3", 1, 1_000),
+    ("twin_read", "S1", 1, 100 * 60),
+    ("twin_read", "S1", 8, 100 * 60),  # S1: per hub, not per unit
+    ("twin_read", "S2", 4, 100 * 60),  # S2: the larger of 100/s and 10/s per unit
+    ("twin_read", "S2", 20, 200 * 60),
+    ("twin_read", "S3", 2, 1_000 * 60),
+    ("twin_update", "S1", 3, 50 * 60),
+    ("twin_update", "S2", 20, 100 * 60),
+    ("twin_update", "S3", 1, 250 * 60),
+]
+
+
+@pytest.mark.parametrize(("kind", "tier", "units", "expected"), PUBLISHED)
+def test_the_pacer_and_the_simulator_meter_each_bucket_at_azures_rate(kind, tier, units, expected):
+    from simulator import throttle
+
+    assert bucket_for(hub(tier, units), kind).rate == pytest.approx(expected / 60)
+    assert throttle.per_minute(kind, tier, units) == expected
+
+
+def test_a_hub_client_has_one_bucket_per_kind_and_twin_reads_spend_their_own(monkeypatch, tmp_path):
+    import httpx
+
+    from requests_app.azure import AzureClients
+    from tests.azure_helpers import HUB_HOST, Scripted, standard_targets
+
+    handler = Scripted(default=httpx.Response(200, json={}))
+    clients = AzureClients(standard_targets(tmp_path, monkeypatch), transport=handler.transport())
+    hub = clients.hub(HUB_HOST)
+    assert set(hub._http._buckets) == {"registry", "query", "twin_read", "twin_update"}
+    spent = []
+    monkeypatch.setattr(
+        clients._pacer, "acquire", lambda bucket, max_wait=None: spent.append(bucket.key) or 0.0
+    )
+    hub.get_device("d")
+    hub.get_twin("d")
+    hub.get_module_twin("d", "m")
+    hub.delete_device("d")
+    assert [key.rsplit(":", 1)[1] for key in spent] == [
+        "registry",
+        "twin_read",
+        "twin_read",
+        "registry",
+    ]
+
+
 class FakeClock:
     def __init__(self):
         self.now = 0.0

@@ -550,6 +550,74 @@ def test_hub_queries_are_throttled_at_the_s1_rate_with_retry_after():
         assert hub.post("/devices/query", json=query).status_code == 429
 
 
+class ShapingClock(FakeClock):
+    """A clock the simulator's traffic-shaping sleep moves forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.slept = []
+
+    def sleep(self, seconds):
+        self.slept.append(round(seconds, 3))
+        self.now += seconds
+
+
+def test_bursts_above_the_throttle_are_queued_for_a_while_then_refused():
+    clock = ShapingClock()
+    # Registry at 100/min × 1.2 = 2/s; ten seconds' burst (20) is served at once.
+    sim = Simulator(
+        seed=1, devices=5, throttle_scale=1.2, clock=clock, sleep=clock.sleep, retry_after=True
+    )
+    with client(sim, HUB) as hub:
+        assert all(hub.get("/devices/absent").status_code == 404 for _ in range(20))
+        assert clock.slept == []
+        # Traffic shaping: the next ones wait in the queue, answered at the limit rate.
+        assert hub.get("/devices/absent").status_code == 404
+        assert clock.slept == [0.5]
+        assert hub.get("/devices/absent").status_code == 404
+        assert clock.slept == [0.5, 0.5]
+        sim.set_faults(shaping_seconds=0.4)  # a shorter queue: the next wait (0.5 s) is refused
+        refused = hub.get("/devices/absent")
+        assert_hub_error(refused, 429, "ThrottlingException")
+        assert refused.headers["Retry-After"] == "1"
+        assert clock.slept == [0.5, 0.5]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "kind"),
+    [
+        ("GET", "/devices/absent", None, "registry"),
+        ("GET", "/devices/absent/modules", None, "registry"),
+        ("POST", "/devices/query", {"query": "SELECT * FROM devices"}, "query"),
+        ("GET", "/twins/absent", None, "twin_read"),
+        ("GET", "/twins/absent/modules/m", None, "twin_read"),
+        ("PATCH", "/twins/absent", {"tags": {}}, "twin_update"),
+    ],
+)
+def test_each_hub_request_counts_against_its_own_bucket(method, path, body, kind):
+    # At this scale every hub bucket holds one token: the second call of a kind is refused.
+    sim = Simulator(
+        seed=1, devices=5, throttle_scale=0.0005, clock=FakeClock(), shaping_seconds=0
+    )
+    kinds = ("registry", "query", "twin_read", "twin_update")
+    with client(sim, HUB) as hub:
+        first = hub.request(method, path, json=body)
+        assert first.status_code != 429
+        assert hub.request(method, path, json=body).status_code == 429
+        # The other buckets are untouched: one call of each still passes.
+        others = {
+            "registry": ("GET", "/devices", None),
+            "query": ("POST", "/devices/query", {"query": "SELECT * FROM devices"}),
+            "twin_read": ("GET", "/twins/other", None),
+            "twin_update": ("PATCH", "/twins/other", {"tags": {}}),
+        }
+        for other in kinds:
+            if other != kind:
+                other_method, other_path, other_body = others[other]
+                answer = hub.request(other_method, other_path, json=other_body)
+                assert answer.status_code != 429, other
+
+
 def test_dps_throttle_body_and_no_retry_after_by_default():
     sim = Simulator(seed=1, devices=5, throttle_scale=0.006, clock=FakeClock())  # 6 ops/min
     with client(sim, DPS) as dps:

@@ -35,7 +35,7 @@ from .errors import (
 )
 from .http import AzureHttp, AzureResponse, CallRecord, RetryPolicy, Timeouts
 from .iothub import HUB_API_VERSION, IotHubClient
-from .pacing import LocalBuckets, Pacer, bucket_for
+from .pacing import HUB_KINDS, LocalBuckets, Pacer, bucket_for
 from .targets import Target, Targets, TargetsError, configured_targets, load_targets
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ class AzureClients:
             auth = SasAuth(target.hostname, target.connection)
         else:
             auth = EntraAuth(DPS_SCOPE if is_dps else HUB_SCOPE, self._entra(target.credential))
-        kinds = ("dps",) if is_dps else ("registry", "query")
+        kinds = ("dps",) if is_dps else HUB_KINDS
         http = AzureHttp(
             target,
             client=self._http,

@@ -1,7 +1,9 @@
 """The IoT Hub service API calls fulfilment needs (api-version 2021-04-12), with parsed results.
 
-Device, module and twin reads and deletes use the target's ``registry`` bucket; queries use the
-much smaller ``query`` bucket. GETs and DELETEs answer 404 as a response with ``found`` False.
+Each call takes a token from the bucket Azure meters it in: device and module reads, lists and
+deletes the identity ``registry`` (100/min per S1 unit: the scarce one, kept for the DELETEs),
+twin reads ``twin_read`` (100/s on S1), queries ``query`` (20/min per S1 unit, many devices
+each). GETs and DELETEs answer 404 as a response with ``found`` False.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ class IotHubClient:
     def __repr__(self) -> str:
         return f"IotHubClient({self.hostname!r})"
 
-    def _get(self, path: str) -> AzureResponse:
-        return self._http.request("GET", path, bucket="registry", missing_ok=True)
+    def _get(self, path: str, bucket: str = "registry") -> AzureResponse:
+        return self._http.request("GET", path, bucket=bucket, missing_ok=True)
 
     def _delete(self, path: str, etag: str | None) -> AzureResponse:
         headers = {"If-Match": _if_match(etag or "*")}
@@ -53,7 +55,7 @@ class IotHubClient:
         return self._get(f"/devices/{_id(device_id)}")
 
     def get_twin(self, device_id: str) -> AzureResponse:
-        return self._get(f"/twins/{_id(device_id)}")
+        return self._get(f"/twins/{_id(device_id)}", bucket="twin_read")
 
     def list_modules(self, device_id: str) -> AzureResponse:
         """The device's modules: ``data`` is a list (None with ``found`` False if no device)."""
@@ -63,7 +65,7 @@ class IotHubClient:
         return self._get(f"/devices/{_id(device_id)}/modules/{_id(module_id)}")
 
     def get_module_twin(self, device_id: str, module_id: str) -> AzureResponse:
-        return self._get(f"/twins/{_id(device_id)}/modules/{_id(module_id)}")
+        return self._get(f"/twins/{_id(device_id)}/modules/{_id(module_id)}", bucket="twin_read")
 
     def delete_module(
         self, device_id: str, module_id: str, etag: str | None = "*"

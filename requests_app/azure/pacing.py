@@ -5,15 +5,21 @@ the published rates. Each call first takes a token; the bucket lives in Redis an
 refills, takes and answers "wait this long" atomically, using the Redis server's clock so workers
 on different machines agree. Without Redis the same bucket is kept in process.
 
-Rates (operations per minute, multiplied by the target's ``rate_scale``):
+Rates (Azure's published throttles, multiplied by the target's ``rate_scale``):
 
 =========================  =================================================
-bucket ``dps``             1,000 per DPS instance (every service operation)
-bucket ``registry``        IoT Hub identity registry (device, module and twin
-                           reads and writes): 100 per unit on S1/S2, 5,000 per
-                           unit on S3
-bucket ``query``           IoT Hub queries: 20 per unit on S1/S2, 1,000 per
-                           unit on S3
+bucket ``dps``             1,000 per minute per DPS instance (every service
+                           operation)
+bucket ``registry``        IoT Hub identity registry (device and module
+                           create, get, list, update, delete): 100 per minute
+                           per unit on S1/S2, 5,000 per minute per unit on S3
+bucket ``query``           IoT Hub queries (``POST /devices/query``): 20 per
+                           minute per unit on S1/S2, 1,000 on S3
+bucket ``twin_read``       device and module twin reads (``GET /twins/...``):
+                           100/s on S1, max(100/s, 10/s per unit) on S2,
+                           500/s per unit on S3
+bucket ``twin_update``     twin updates: 50/s on S1, max(50/s, 5/s per unit)
+                           on S2, 250/s per unit on S3
 =========================  =================================================
 
 Burst: a bucket holds at most one second's worth of tokens (at least 1, at most 10), so a quiet
@@ -39,11 +45,25 @@ if TYPE_CHECKING:
 
     from .targets import Target
 
-__all__ = ["Bucket", "LocalBuckets", "Pacer", "PacingTimeout", "bucket_for"]
+__all__ = [
+    "HUB_KINDS",
+    "KINDS",
+    "Bucket",
+    "LocalBuckets",
+    "Pacer",
+    "PacingTimeout",
+    "bucket_for",
+    "per_minute",
+]
 
 DPS_PER_MINUTE = 1000
 REGISTRY_PER_UNIT = {"S1": 100, "S2": 100, "S3": 5000}
 QUERY_PER_UNIT = {"S1": 20, "S2": 20, "S3": 1000}
+# Twin throttles are per second: (per hub, per unit); the hub gets the larger of the two.
+TWIN_READ_PER_SECOND = {"S1": (100, 0), "S2": (100, 10), "S3": (0, 500)}
+TWIN_UPDATE_PER_SECOND = {"S1": (50, 0), "S2": (50, 5), "S3": (0, 250)}
+KINDS = ("dps", "registry", "query", "twin_read", "twin_update")
+HUB_KINDS = KINDS[1:]
 BURST_SECONDS = 1.0
 MAX_BURST = 10.0
 KEY_PREFIX = "dsr:azure:pace"
@@ -70,17 +90,25 @@ class Bucket:
         return f"Bucket({self.key!r}, rate={self.rate:g}/s, burst={self.burst:g})"
 
 
-def bucket_for(target: Target, kind: str, *, prefix: str = KEY_PREFIX) -> Bucket:
-    """The bucket for ``kind`` ("dps", "registry" or "query") of a target."""
+def per_minute(kind: str, tier: str = "S1", units: int = 1) -> float:
+    """Azure's throttle for ``kind`` on a target of ``tier`` × ``units``, in operations a minute."""
     if kind == "dps":
-        per_minute = DPS_PER_MINUTE
-    elif kind == "registry":
-        per_minute = REGISTRY_PER_UNIT[target.tier] * target.units
-    elif kind == "query":
-        per_minute = QUERY_PER_UNIT[target.tier] * target.units
-    else:
-        raise ValueError(f"unknown bucket kind {kind!r}")
-    return Bucket(f"{prefix}:{target.hostname}:{kind}", per_minute, scale=target.rate_scale)
+        return DPS_PER_MINUTE
+    if kind == "registry":
+        return REGISTRY_PER_UNIT[tier] * units
+    if kind == "query":
+        return QUERY_PER_UNIT[tier] * units
+    if kind in ("twin_read", "twin_update"):
+        table = TWIN_READ_PER_SECOND if kind == "twin_read" else TWIN_UPDATE_PER_SECOND
+        per_hub, per_unit = table[tier]
+        return max(per_hub, per_unit * units) * 60
+    raise ValueError(f"unknown bucket kind {kind!r}")
+
+
+def bucket_for(target: Target, kind: str, *, prefix: str = KEY_PREFIX) -> Bucket:
+    """The bucket for ``kind`` (one of ``KINDS``) of a target."""
+    rate = per_minute(kind, target.tier, target.units)
+    return Bucket(f"{prefix}:{target.hostname}:{kind}", rate, scale=target.rate_scale)
 
 
 # KEYS[1] bucket; ARGV rate (tokens/s), burst, max wait (s). Returns the wait in microseconds:
