@@ -596,9 +596,7 @@ def test_bursts_above_the_throttle_are_queued_for_a_while_then_refused():
 )
 def test_each_hub_request_counts_against_its_own_bucket(method, path, body, kind):
     # At this scale every hub bucket holds one token: the second call of a kind is refused.
-    sim = Simulator(
-        seed=1, devices=5, throttle_scale=0.0005, clock=FakeClock(), shaping_seconds=0
-    )
+    sim = Simulator(seed=1, devices=5, throttle_scale=0.0005, clock=FakeClock(), shaping_seconds=0)
     kinds = ("registry", "query", "twin_read", "twin_update")
     with client(sim, HUB) as hub:
         first = hub.request(method, path, json=body)
