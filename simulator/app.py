@@ -43,6 +43,9 @@ FAULT_DEFAULTS = {
     "throttle_scale": None,
     # Traffic shaping: the longest a request above the throttle is queued before 429.
     "shaping_seconds": 1.0,
+    # The query store lags the registry: a device created or deleted this recently is not yet
+    # (or still) what POST /devices/query answers.
+    "query_lag_seconds": 0.0,
     "retry_after": False,
 }
 # Methods whose success changes the state (every POST of both APIs is a read: query,
@@ -125,6 +128,7 @@ class Simulator:
                 self._persist.write(self._snapshot())
 
     def _reset_runtime(self):
+        self._index_changes = {}  # host -> device ID -> (when, twins the query store still has)
         self._calls = []
         self._faults = dict(self._initial_faults)
         self._rng = random.Random(self.seed)
@@ -261,6 +265,22 @@ class Simulator:
         return response
 
     # -- internals --------------------------------------------------------------------------
+
+    def note_index_change(self, host, device_id, twins=None):
+        """A device was created (``twins`` None) or deleted (the twins it took with it): the
+        query store catches up ``query_lag_seconds`` later."""
+        self._index_changes.setdefault(host, {})[device_id] = (self._clock(), twins)
+
+    def lagging(self, host):
+        """``{device ID: twins}`` the query store is behind on: None for a device created too
+        recently to be listed, the device's and its modules' twins for one deleted too recently
+        to have gone."""
+        lag = self._faults["query_lag_seconds"]
+        changes = self._index_changes.get(host, {})
+        now = self._clock()
+        for device_id in [d for d, (when, _) in changes.items() if now - when >= lag]:
+            del changes[device_id]
+        return {device_id: twins for device_id, (_, twins) in changes.items()}
 
     def state_changed(self):
         """Have the state file written soon (after a mutation, or Entra's keys changed)."""

@@ -15,19 +15,14 @@ from .shapes import derive_b64, hub_device, hub_module, hub_time, twin_for
 
 API_VERSIONS = {"2020-03-13", "2021-04-12", "2024-03-31"}
 SEP = "\x1f"  # joins device and module IDs in sort keys; cannot occur in either
-QUERIES = (
-    ("devices", re.compile(r"^select \* from devices(?: where (?:devices\.)?deviceid = '(.*)')?$")),
-    (
-        "modules",
-        re.compile(
-            r"^select \* from devices\.modules(?: where (?:devices\.modules\.)?deviceid = '(.*)')?$"
-        ),
-    ),
-    (
-        "jobs",
-        re.compile(r"^select \* from devices\.jobs(?: where devices\.jobs\.deviceid = '(.*)')?$"),
-    ),
+# Azure refuses a query text past about 8 KB (azure-iot-sdk-csharp#1680; not documented).
+MAX_QUERY_LENGTH = 8192
+QUERY_FROM = re.compile(
+    r"^select \* from (devices\.modules|devices\.jobs|devices)(?: where (.+))?$", re.IGNORECASE
 )
+_DEVICE_ID = r"(?:devices(?:\.modules|\.jobs)?\.)?deviceid"
+WHERE_EQUALS = re.compile(rf"^{_DEVICE_ID} = '([^']*)'$", re.IGNORECASE)
+WHERE_IN = re.compile(rf"^{_DEVICE_ID} in \[\s*('[^']*'(?:\s*,\s*'[^']*')*)\s*\]$", re.IGNORECASE)
 
 
 def bucket_of(handler):
@@ -193,16 +188,22 @@ def put_device(req, state, device_id):
     state["devices"][device_id] = device
     if existing is None:
         state["twins"][device_id] = twin_for(device, etags.twin())
+        req.sim.note_index_change(req.host, device_id)
     return Response(200, copy.deepcopy(device))
 
 
 def delete_device(req, state, device_id):
     device = _device_or_404(state, device_id)
     _precondition(req.if_match(), device["etag"])
+    twin = state["twins"].get(device_id)
+    gone = [_render_twin(state, twin)] if twin is not None else []  # as the query store has it
     del state["devices"][device_id]
     state["twins"].pop(device_id, None)
     for module_id in state["modules"].pop(device_id, {}):
-        state["module_twins"].pop((device_id, module_id), None)
+        twin = state["module_twins"].pop((device_id, module_id), None)
+        if twin is not None:
+            gone.append(copy.deepcopy(twin))
+    req.sim.note_index_change(req.host, device_id, gone)
     return Response(204)
 
 
@@ -329,44 +330,56 @@ def put_twin(req, state, device_id, module_id):
     return _update_twin(req, state, device_id, module_id, replace=True)
 
 
+def _parse_query(text):
+    """(collection, device IDs or None for all) of the query subset the simulator answers:
+    ``SELECT * FROM devices|devices.modules|devices.jobs`` with an optional
+    ``WHERE deviceId = '…'`` or ``WHERE deviceId IN ['…', …]`` (IDs are case-sensitive)."""
+    if len(text) > MAX_QUERY_LENGTH:
+        raise ApiError(
+            "bad_request", f"The query is {len(text)} characters long, over {MAX_QUERY_LENGTH}."
+        )
+    original = " ".join(text.split())
+    match = QUERY_FROM.match(original)
+    if not match:
+        raise ApiError("bad_request", f"Query '{text[:200]}' is not supported.")
+    collection, where = match.group(1).lower(), match.group(2)
+    if where is None:
+        return collection, None
+    equals = WHERE_EQUALS.match(where)
+    if equals:
+        return collection, {equals.group(1)}
+    within = WHERE_IN.match(where) if collection != "devices.jobs" else None
+    if within:
+        return collection, set(re.findall(r"'([^']*)'", within.group(1)))
+    raise ApiError("bad_request", f"Query '{text[:200]}' is not supported.")
+
+
 def query(req, state):
     body = req.json()
     text = body.get("query")
     if not isinstance(text, str):
         raise ApiError("bad_request", "The query specification needs a 'query' string.")
-    original = " ".join(text.split())
-    normalized = original.lower()
-    for kind, pattern in QUERIES:  # noqa: B007 - kind is used after the loop
-        match = pattern.match(normalized)
-        if match:
-            break
+    collection, wanted = _parse_query(text)
+    qk = query_key(" ".join(text.split()))
+    if collection == "devices.jobs":
+        items = [
+            copy.deepcopy(job)
+            for d, jobs in state["jobs"].items()
+            if wanted is None or d in wanted
+            for job in jobs
+        ]
+        key_jobs = lambda j: j["deviceId"] + SEP + j["jobId"]  # noqa: E731
+        return paginate(req, items, key_jobs, qk, "DeviceJob", req.sim.seed)
+    lagging = req.sim.lagging(req.host)  # what the query store has not caught up with
+    if collection == "devices":
+        twins = [t for d, t in state["twins"].items() if d not in lagging]
+        key = lambda t: t["deviceId"]  # noqa: E731
     else:
-        raise ApiError("bad_request", f"Query '{text[:200]}' is not supported.")
-    device_filter = None
-    if match.group(1) is not None:
-        # Device IDs are case-sensitive: take the value from the query as written.
-        device_filter = original[match.start(1) : match.end(1)]
-    qk = query_key(original)
-    if kind == "devices":
-        items = [
-            _render_twin(state, t)
-            for d, t in state["twins"].items()
-            if device_filter is None or d == device_filter
-        ]
-        return paginate(req, items, lambda t: t["deviceId"], qk, "Twin", req.sim.seed)
-    if kind == "modules":
-        items = [
-            _render_twin(state, t)
-            for (d, _m), t in state["module_twins"].items()
-            if device_filter is None or d == device_filter
-        ]
-        key_modules = lambda t: t["deviceId"] + SEP + t["moduleId"]  # noqa: E731
-        return paginate(req, items, key_modules, qk, "Twin", req.sim.seed)
-    items = [
-        copy.deepcopy(job)
-        for d, jobs in state["jobs"].items()
-        if device_filter is None or d == device_filter
-        for job in jobs
-    ]
-    key_jobs = lambda j: j["deviceId"] + SEP + j["jobId"]  # noqa: E731
-    return paginate(req, items, key_jobs, qk, "DeviceJob", req.sim.seed)
+        twins = [t for (d, _m), t in state["module_twins"].items() if d not in lagging]
+        key = lambda t: t["deviceId"] + SEP + t["moduleId"]  # noqa: E731
+    for gone in lagging.values():
+        for twin in gone or ():
+            if ("moduleId" in twin) == (collection == "devices.modules"):
+                twins.append(twin)
+    items = [_render_twin(state, t) for t in twins if wanted is None or t["deviceId"] in wanted]
+    return paginate(req, items, key, qk, "Twin", req.sim.seed)

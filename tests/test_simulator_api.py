@@ -787,3 +787,64 @@ def test_seed_is_deterministic_and_fast():
     big = Simulator(seed=1, devices=10_000)
     assert time.monotonic() - started < 5
     assert sum(len(v) for k, v in big.samples().items() if k != "with_modules") > 9000
+
+
+# -- the query store: IN lists, length, lag -------------------------------------------------
+
+
+def _hub_devices_with_modules(sim):
+    state = sim.state()["hubs"][HUB]
+    with_modules = sorted({m["deviceId"] for m in state["modules"]})
+    return [d["deviceId"] for d in state["devices"]], with_modules
+
+
+def test_queries_select_devices_and_modules_by_an_in_list(sim):
+    devices, with_modules = _hub_devices_with_modules(sim)
+    wanted = devices[:3] + ["not-on-this-hub"]
+    listed = ", ".join(f"'{d}'" for d in wanted)
+    with client(sim, HUB) as hub:
+        body = {"query": f"SELECT * FROM devices WHERE deviceId IN [{listed}]"}
+        items, _, types = query_all(hub, "/devices/query", body, 100)
+        assert sorted(t["deviceId"] for t in items) == sorted(devices[:3])
+        assert types == {"Twin"}
+        listed = ", ".join(f"'{d}'" for d in with_modules[:2])
+        body = {"query": f"select * from devices.modules where deviceId in [{listed}]"}
+        items, _, _ = query_all(hub, "/devices/query", body, 100)
+        assert {t["deviceId"] for t in items} == set(with_modules[:2])
+        assert all(t["moduleId"] for t in items)
+        # IDs are case-sensitive, as in Azure.
+        body = {"query": f"SELECT * FROM devices WHERE deviceId IN ['{devices[0].upper()}']"}
+        assert query_all(hub, "/devices/query", body, 100)[0] == []
+
+
+def test_a_query_past_8_kb_or_outside_the_subset_is_a_400_argument_invalid(sim):
+    with client(sim, HUB) as hub:
+        ids = ", ".join(f"'device-{n:05d}'" for n in range(700))
+        too_long = hub.post(
+            "/devices/query", json={"query": f"SELECT * FROM devices WHERE deviceId IN [{ids}]"}
+        )
+        assert_hub_error(too_long, 400, "ArgumentInvalid")
+        assert "over 8192" in too_long.json()["Message"]
+        odd = hub.post("/devices/query", json={"query": "SELECT * FROM devices WHERE x IN [1]"})
+        assert_hub_error(odd, 400, "ArgumentInvalid")
+
+
+def test_the_query_store_lags_the_registry_by_query_lag_seconds():
+    clock = FakeClock()
+    sim = Simulator(seed=1, devices=20, clock=clock, query_lag_seconds=5)
+    devices, _ = _hub_devices_with_modules(sim)
+    gone = devices[0]
+
+    def listed(hub, device_id):
+        body = {"query": f"SELECT * FROM devices WHERE deviceId = '{device_id}'"}
+        return [t["deviceId"] for t in query_all(hub, "/devices/query", body, 10)[0]]
+
+    with client(sim, HUB) as hub:
+        assert hub.put("/devices/fresh", json={"deviceId": "fresh"}).status_code == 200
+        assert hub.delete(f"/devices/{gone}", headers={"If-Match": "*"}).status_code == 204
+        # The registry and the twins know at once; the query store does not yet.
+        assert hub.get(f"/twins/{gone}").status_code == 404
+        assert hub.get("/twins/fresh").status_code == 200
+        assert listed(hub, gone) == [gone] and listed(hub, "fresh") == []
+        clock.now += 5
+        assert listed(hub, gone) == [] and listed(hub, "fresh") == ["fresh"]
