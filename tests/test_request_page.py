@@ -117,18 +117,18 @@ def test_plan_is_one_table_per_device_numbered_within_the_device(client, officer
     req = make_plan(officer, devices=2, modules=1)
     response, page = _page(client, officer, req)
     plan = response.context["plan"]
-    assert [len(d.rows) for d in plan.devices] == [8, 8]
+    assert [len(d.rows) for d in plan.devices] == [7, 7]
     for device in plan.devices:
-        assert [row.number for row in device.rows] == list(range(1, 9))
+        assert [row.number for row in device.rows] == list(range(1, 8))
+    # One DELETE takes the device's twin and modules; their twins show they are gone.
     assert [row.name for row in plan.devices[0].rows] == [
         "Delete the DPS enrollment",
         "Delete the DPS registration record",
-        "Delete module module-0",
-        "Delete the hub device (and its twin)",
+        "Delete the hub device (with its twin and modules)",
         "Check the DPS enrollment is gone",
         "Check the registration record is gone",
-        "Check module module-0 is gone",
-        "Check the hub device is gone",
+        "Check module module-0 is gone (its twin answers 404)",
+        "Check the hub device is gone (its twin answers 404)",
     ]
     assert page.count('<details class="device') == 2
     # Small plans open every device; the future tense while awaiting approval.
@@ -142,7 +142,7 @@ def test_tenses_follow_the_state_after_completion(client, officer):
     _, page = _page(client, officer, req)
     text = _text(page)
     assert "Will be deleted" not in text and "Will be verified" not in text
-    assert "Deleted — 8 operations" in text and "Verified — 8 operations" in text
+    assert "Deleted — 6 operations" in text and "Verified — 8 operations" in text
     assert text.count("deleted &amp; verified absent") == 3  # two devices, one tally chip
     assert "Verified absent" in text and "To do" not in text
 
@@ -272,7 +272,7 @@ def test_progress_endpoint_says_when_the_status_is_final(client, officer):
     client.force_login(officer)
     data = client.get(f"/requests/{req.reference}/progress").json()
     assert data["status"] == "running" and data["final"] is False
-    assert data["total"] == 16 and data["percent"] == 0
+    assert data["total"] == 14 and data["percent"] == 0
     finish_all(req)
     data = client.get(f"/requests/{req.reference}/progress").json()
     assert data["final"] is True and data["percent"] == 100
@@ -296,7 +296,7 @@ def test_large_plan_is_summarised_and_paged(client, officer):
     assert not plan.small and len(plan.devices) == 50 and plan.page.paginator.num_pages == 3
     assert "Operations by kind and target" in page
     summary = {(r["name"], r["host_name"]): r["total"] for p in plan.phases for r in p["rows"]}
-    assert summary[("Delete the hub device (and its twin)", "demo-hub-1")] == 60
+    assert summary[("Delete the hub device (with its twin and modules)", "demo-hub-1")] == 60
     assert summary[("Delete the DPS enrollment", "demo-dps")] == 120
     assert "Devices 1–50 of 120" in page and "devices=2" in page
     assert "open>" not in page.split('id="plan-devices"')[1].split("</details>")[0]
@@ -335,7 +335,7 @@ def test_query_count_does_not_grow_with_the_plan(client, officer, django_assert_
 
 def test_thousand_device_plan_renders_in_under_a_second(client, officer):
     req = make_plan(officer, devices=1000, kind="export_and_erasure")
-    assert req.operations.count() == 13_000
+    assert req.operations.count() == 12_000
     client.force_login(officer)
     client.get(f"/requests/{req.reference}/")  # warm the template cache
     with CaptureQueriesContext(connection) as queries:

@@ -90,6 +90,11 @@ def registered(device: PlannedDevice, data_request: DataRequest) -> bool:
     return device.has_registration
 
 
+def superseded(device: PlannedDevice, data_request: DataRequest) -> bool:
+    """Never planned any more: the entry stays so that plans made before still run."""
+    return False
+
+
 def on_hub(device: PlannedDevice, data_request: DataRequest) -> bool:
     """The device exists on a configured hub."""
     return device.has_device and device.state == PlannedDevice.State.FOUND
@@ -157,7 +162,7 @@ class AzureOperation:
     action: str
     phase: str
     target: str  # "dps" or "hub": which host it calls (the device's DPS, or its hub)
-    bucket: str  # the pacing bucket its client call spends: "dps", "registry" or "query"
+    bucket: str  # the pacing bucket its client call spends (``azure.pacing.KINDS``)
     method: str
     path: str
     when: When  # which planned devices get it
@@ -170,6 +175,11 @@ class AzureOperation:
     document: str = ""  # export: what it stores
     description: str = ""  # that document in README.txt and manifest.json
     retains: tuple[str, ...] = ()  # (what, why) the certificate lists as kept once it is done
+    spends: tuple[str, ...] = ()  # every call's bucket, when the call is more than ``bucket``
+
+    def buckets(self) -> tuple[str, ...]:
+        """The bucket of each HTTP call one run makes (retries aside): what the plan costs."""
+        return self.spends or (self.bucket,)
 
     def module_ids(self, device: PlannedDevice, data_request: DataRequest) -> list[str]:
         """The module IDs to plan it for ("" for a device-level operation); [] if none."""

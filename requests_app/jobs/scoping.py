@@ -5,6 +5,13 @@ registration record and its ``assignedHub``, the hub device, its modules) and pl
 operations fulfilment will run, as the operation registry (``operations``) declares them. Hubs
 outside the targets file are never called: their devices are listed as unreachable. The plan's
 version is a hash of its content, so an approval is bound to exactly what the approver saw.
+
+The hub is asked in batches, not device by device, so that the identity registry's small bucket
+(100 calls a minute per S1 unit) is left for the erasure's DELETEs: per hub, one query per up to
+100 devices lists the devices (``SELECT * FROM devices WHERE deviceId IN [...]``) and one their
+modules. The query store lags the registry by seconds, so "not listed" is never taken as
+"absent": a device the query did not list is read through its twin (its own large bucket), and
+its modules, when it turns out to exist, by one registry list.
 """
 
 from __future__ import annotations
@@ -13,17 +20,17 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from requests_app.azure import UnconfiguredTarget
+from requests_app.azure import Permanent, UnconfiguredTarget
 from requests_app.jobs import operations
 from requests_app.models import DataRequest, Operation, PlannedDevice, RequestIdentifier
 
 if TYPE_CHECKING:
-    from requests_app.azure import AzureClients, DpsClient
+    from requests_app.azure import AzureClients, DpsClient, IotHubClient
     from requests_app.jobs.operation_types import AzureOperation
 
 
@@ -82,20 +89,51 @@ class GroupIndex:
         return self._index.get(registration_id.lower(), "")
 
 
-def look_up(
-    identifier: RequestIdentifier, clients: AzureClients, group_indexes: dict[str, GroupIndex]
-) -> Finding:
-    found = Finding(identifier)
-    if identifier.registration_id:
-        look_up_dps(found, clients, group_indexes)
-    if found.hub:
-        look_up_hub(found, clients)
-    if not (found.enrollment or found.has_registration or found.has_device) and (
-        found.state == PlannedDevice.State.FOUND
-    ):
-        found.state = PlannedDevice.State.NOT_FOUND
-        found.note = "Found in no configured DPS or hub"
-    return found
+# A query names at most this many devices, in at most this many characters of IDs: one page
+# each, well inside the ~8 KB Azure accepts (a query it refuses anyway is split in two).
+QUERY_MAX_IDS = 100
+QUERY_MAX_CHARS = 4000
+
+
+def look_up_all(
+    identifiers: Sequence[RequestIdentifier],
+    clients: AzureClients,
+    heartbeat: Callable[[], None] | None = None,
+) -> list[Finding]:
+    """What exists for each identifier: DPS one identifier at a time, then each hub in batches."""
+    group_indexes: dict[str, GroupIndex] = {}
+    findings = [Finding(identifier) for identifier in identifiers]
+    beat = _Beat(heartbeat)
+    for found in findings:
+        if found.registration_id:
+            look_up_dps(found, clients, group_indexes)
+        beat()
+    by_hub: dict[str, list[Finding]] = {}
+    for found in findings:
+        if found.hub:
+            by_hub.setdefault(found.hub, []).append(found)
+    for hostname, on_hub in by_hub.items():
+        look_up_hub(hostname, on_hub, clients, beat)
+    for found in findings:
+        if not (found.enrollment or found.has_registration or found.has_device) and (
+            found.state == PlannedDevice.State.FOUND
+        ):
+            found.state = PlannedDevice.State.NOT_FOUND
+            found.note = "Found in no configured DPS or hub"
+    return findings
+
+
+class _Beat:
+    """Calls ``heartbeat`` (the caller's claim) every few seconds of a long look-up."""
+
+    def __init__(self, heartbeat: Callable[[], None] | None) -> None:
+        self.heartbeat = heartbeat
+        self.last = time.monotonic()
+
+    def __call__(self) -> None:
+        if self.heartbeat is not None and time.monotonic() - self.last > 5:
+            self.heartbeat()
+            self.last = time.monotonic()
 
 
 def look_up_dps(
@@ -123,24 +161,76 @@ def look_up_dps(
         return
 
 
-def look_up_hub(found: Finding, clients: AzureClients) -> None:
-    device_id = found.device_id or found.registration_id
+def look_up_hub(
+    hostname: str, findings: Sequence[Finding], clients: AzureClients, beat: Callable[[], None]
+) -> None:
+    """Which of ``findings`` have a device on hub ``hostname``, and its modules."""
+    for found in findings:
+        found.device_id = found.device_id or found.registration_id
     try:
-        hub = clients.hub(found.hub)
+        hub = clients.hub(hostname)
     except UnconfiguredTarget:
-        found.state = PlannedDevice.State.UNREACHABLE
-        found.device_id = device_id
-        found.note = (
-            f"The device is on {found.hub}, which is not a configured target: "
-            "the portal will not call it; handle it in that hub by hand."
-        )
+        for found in findings:
+            found.state = PlannedDevice.State.UNREACHABLE
+            found.note = (
+                f"The device is on {hostname}, which is not a configured target: "
+                "the portal will not call it; handle it in that hub by hand."
+            )
         return
-    device = hub.get_device(device_id)
-    if device.found:
-        found.device_id = device_id
-        found.has_device = True
-        modules = hub.list_modules(device_id)
-        found.modules = sorted(m.get("moduleId", "") for m in (modules.data or []))
+    device_ids = sorted({found.device_id for found in findings})
+    listed = {str(t.get("deviceId", "")) for t in listed_by_query(hub, "devices", device_ids, beat)}
+    modules: dict[str, list[str]] = {}
+    for twin in listed_by_query(hub, "devices.modules", sorted(listed), beat):
+        modules.setdefault(twin.get("deviceId", ""), []).append(twin.get("moduleId", ""))
+    for found in findings:
+        if found.device_id in listed:
+            found.has_device = True
+            found.modules = sorted(modules.get(found.device_id, []))
+        elif hub.get_twin(found.device_id).found:  # not listed (yet): the twin is current
+            found.has_device = True
+            answer = hub.list_modules(found.device_id)
+            found.modules = sorted(m.get("moduleId", "") for m in (answer.data or []))
+        beat()
+
+
+def listed_by_query(
+    hub: IotHubClient, collection: str, device_ids: Sequence[str], beat: Callable[[], None]
+) -> list[dict[str, Any]]:
+    """The twins the query store lists in ``collection`` ("devices" or "devices.modules") for
+    ``device_ids``, a query per batch. An ID a query cannot carry, or a batch Azure refuses as a
+    bad query down to one ID, is left out: its device is then read by GET, never assumed gone."""
+    pending = _batches([d for d in device_ids if "'" not in d and "\\" not in d])
+    twins: list[dict[str, Any]] = []
+    while pending:
+        batch = pending.pop()
+        quoted = ", ".join(f"'{device_id}'" for device_id in batch)
+        sql = f"SELECT * FROM {collection} WHERE deviceId IN [{quoted}]"  # noqa: S608 - IDs checked above
+        try:
+            twins.extend(hub.query(sql, page_size=QUERY_MAX_IDS))
+        except Permanent as exc:
+            if exc.status != 400 or len(batch) == 1:
+                if exc.status != 400:
+                    raise
+                continue
+            pending += [batch[: len(batch) // 2], batch[len(batch) // 2 :]]
+        beat()
+    return twins
+
+
+def _batches(device_ids: Sequence[str]) -> list[list[str]]:
+    batches: list[list[str]] = []
+    size = 0
+    for device_id in device_ids:
+        if (
+            not batches
+            or len(batches[-1]) >= QUERY_MAX_IDS
+            or size + len(device_id) > QUERY_MAX_CHARS
+        ):
+            batches.append([])
+            size = 0
+        batches[-1].append(device_id)
+        size += len(device_id) + 4
+    return batches
 
 
 def plan_operations(data_request: DataRequest, devices: Sequence[PlannedDevice]) -> list[Operation]:
@@ -218,14 +308,7 @@ def build_plan(
 ) -> str:
     """Look everything up (read-only), then store devices and operations in one transaction.
     Returns the plan version. ``heartbeat`` is called every few seconds (the caller's claim)."""
-    group_indexes: dict[str, GroupIndex] = {}
-    findings: list[Finding] = []
-    beat = time.monotonic()
-    for identifier in data_request.identifiers.all():
-        findings.append(look_up(identifier, clients, group_indexes))
-        if heartbeat is not None and time.monotonic() - beat > 5:
-            heartbeat()
-            beat = time.monotonic()
+    findings = look_up_all(list(data_request.identifiers.all()), clients, heartbeat)
     with transaction.atomic():
         data_request.operations.all().delete()
         data_request.devices.all().delete()
