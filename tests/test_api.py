@@ -113,6 +113,7 @@ def test_create_get_list_submit(api, officer, redis_db):
         "steps": [],
         "unreachable": [],
         "not_found": [],
+        "cost": {"buckets": [], "projected_seconds": 0.0, "projected": "no Azure calls"},
     }
     assert body["progress"] == {"done": 0, "total": 0, "failed": 0}
     assert body["approvals"] == [] and body["artifacts"] == []

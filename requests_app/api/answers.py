@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from requests_app.access import roles
 from requests_app.api.tokens import ApiError
+from requests_app.jobs.cost import plan_cost
 from requests_app.jobs.operations import FINISHED_STATES, OPERATIONS, operation_name
 from requests_app.models import DataRequest, Operation, PlannedDevice
 
@@ -84,6 +85,25 @@ def _step(action, count):
     }
 
 
+def _cost(req):
+    cost = plan_cost(req)
+    return {
+        "buckets": [
+            {
+                "host": b.host,
+                "bucket": b.bucket,
+                "calls": b.calls,
+                "per_minute": b.per_second * 60 if b.per_second else None,
+                "capacity": b.capacity,
+                "seconds": b.seconds,
+            }
+            for b in cost.buckets
+        ],
+        "projected_seconds": cost.seconds,
+        "projected": cost.sentence(),
+    }
+
+
 def request_detail(req):
     """A ``Request``: everything a ticketing system may know (never the audit details)."""
     states = dict(
@@ -96,7 +116,7 @@ def request_detail(req):
         "subject_reference": req.subject_reference,
         "block_reprovisioning": req.block_reprovisioning,
         "identifiers": req.identifiers.count(),
-        "plan": {**_plan(req), "operations": total, "steps": _steps(req)},
+        "plan": {**_plan(req), "operations": total, "steps": _steps(req), "cost": _cost(req)},
         "progress": {
             "done": sum(states.get(state, 0) for state in FINISHED_STATES),
             "total": total,

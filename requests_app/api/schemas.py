@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError, core_schema
 
 from requests_app import models
+from requests_app.azure import pacing
 from requests_app.workflow import regulations
 
 
@@ -168,6 +169,26 @@ class PlanStep(BaseModel):
     count: int
 
 
+class BucketCost(BaseModel):
+    """The calls the plan makes in one of a target's throttles, and the time they need."""
+
+    host: str
+    bucket: Annotated[str, OneOf(lambda: list(pacing.KINDS))]
+    calls: int
+    per_minute: float | None = Field(description="The throttle's rate; null: not a target")
+    capacity: str = Field(description='"S1 × 2" for a hub, "DPS" for a DPS instance')
+    seconds: float | None
+
+
+class Cost(BaseModel):
+    """What the plan spends of Azure's throttles, and the least time that takes: every
+    throttle is used at once, so the slowest sets the pace."""
+
+    buckets: list[BucketCost]
+    projected_seconds: float
+    projected: str = Field(description='e.g. "about 1 h 45 min, set by demo-hub-1\'s ..."')
+
+
 class Plan(BaseModel):
     version: str | None
     devices: list[Device]
@@ -175,6 +196,7 @@ class Plan(BaseModel):
     steps: list[PlanStep]
     unreachable: list[str]
     not_found: list[str]
+    cost: Cost
 
 
 class Progress(BaseModel):

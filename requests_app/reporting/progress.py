@@ -43,4 +43,16 @@ def progress_of(data_request):
         "failed": counts["failed"],
         "percent": round(100 * counts["finished"] / total) if total else 0,
         "current_device": current.device.label if current else "",
+        "left": _left(data_request) if counts["finished"] < total else "",
     }
+
+
+def _left(data_request):
+    """ "about 12 min left at Azure's throttles": the projection (``jobs.cost``) of what is still
+    to run, so the page shows progress against it."""
+    from requests_app.jobs.cost import duration_words, plan_cost
+
+    remaining = plan_cost(data_request, remaining=True)
+    if remaining.slowest is None:
+        return ""
+    return f"{duration_words(remaining.seconds)} left at Azure's throttles"

@@ -31,6 +31,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from requests_app.access import may_decide
 from requests_app.accounts import noise, twofactor
 from requests_app.accounts.identity import client_ip
+from requests_app.jobs import cost
 from requests_app.models import Approval, AuditEvent, DataRequest
 from requests_app.reporting import plan_view
 from requests_app.workflow import lifecycle
@@ -156,6 +157,7 @@ def approval_page(request, ref):
             "error": error,
             "reason": request.POST.get("reason", ""),
             "plan": plan_view.build(data_request, request.GET),
+            "cost": cost.plan_cost(data_request),
         },
         status=400 if error else (refusal.status if refusal else 200),
     )
@@ -201,7 +203,7 @@ def _post_decision(request, data_request, approver, version, proof):
 
 CONSEQUENCES = {
     # erasure action → (list, sentence for n)
-    "hub.delete_device": ("deleted", "{n} hub device{s}, with {its} twin{s}"),
+    "hub.delete_device": ("deleted", "{n} hub device{s}, with {its} twin{s}{modules}"),
     "hub.delete_module": ("deleted", "{n} module identit{ies} (and module twins)"),
     "dps.delete_enrollment": ("deleted", "{n} individual DPS enrollment{s}"),
     "dps.delete_registration": ("deleted", "{n} DPS registration record{s}"),
@@ -236,6 +238,9 @@ def _consequences(data_request):
                     ies="y" if one else "ies",
                     its="its" if one else "their",
                     n_devices="that device" if one else "those devices",
+                    modules=_modules_deleted_with(data_request)
+                    if action == "hub.delete_device"
+                    else "",
                 )
             )
     states = dict(data_request.devices.values_list("state").annotate(n=Count("id")))
@@ -246,6 +251,27 @@ def _consequences(data_request):
     if unreachable:
         kept.append(f"{unreachable} device(s) on hubs the portal may not call: handle by hand")
     return {**lists, "kept": kept}
+
+
+def _modules_deleted_with(data_request):
+    """ ", and 3 modules (with their module twins)": what the device DELETEs take with them,
+    unless the plan deletes the modules one by one (plans made before it stopped doing so)."""
+    from requests_app.models import Operation
+
+    erasure = data_request.operations.filter(phase=Operation.Phase.ERASURE)
+    if erasure.filter(action="hub.delete_module").exists():
+        return ""
+    n = sum(
+        len(modules)
+        for modules in erasure.filter(action="hub.delete_device").values_list(
+            "device__modules", flat=True
+        )
+    )
+    if not n:
+        return ""
+    if n == 1:
+        return " and 1 module (with its module twin)"
+    return f" and {n} modules (with their module twins)"
 
 
 def _other_approvers(data_request, approver):

@@ -12,6 +12,7 @@ from requests_app.access import roles
 from requests_app.accounts import twofactor
 from requests_app.accounts.identity import client_ip
 from requests_app.evidence.artifacts import artifact_path
+from requests_app.jobs import cost
 from requests_app.models import (
     Approval,
     AuditEvent,
@@ -65,6 +66,10 @@ def request_detail(request, reference):
         "extension_limit": deadlines.extension_limit(req),
         "can_cancel": Status.CANCELLED in TRANSITIONS[Status(req.status)],
         "can_evidence": access.can_see_reports(user),
+        # Before it runs: what the plan will spend of Azure's throttles, and how long.
+        "cost": cost.plan_cost(req)
+        if req.status in (Status.AWAITING_APPROVAL, Status.APPROVED)
+        else None,
     }
     return render(request, "requests_app/request_detail.html", context)
 

@@ -30,6 +30,7 @@
     var s = n(p.done) + " of " + n(p.total) + " operations finished";
     if (p.failed) s += ", " + p.failed + " failed";
     if (p.current_device && p.status === "running") s += " · now: " + p.current_device;
+    if (p.left && p.status === "running") s += " · " + p.left;
     set("progress-text", s);
     badge.textContent = p.label;
     badge.className = "badge " + p.status;
