@@ -229,6 +229,17 @@ def test_a_deleted_device_the_query_store_still_lists_is_certified_already_absen
     record = device_record(request, device, list(request.operations.filter(device=device)))
     assert record["result"] == "already_absent" and record["verified"]
     assert [v["path"] for v in record["verification"]] == [f"/twins/{device_id}"]
+    # The certificate says how: which GET, and what it answered.
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from requests_app.models import Artifact
+    from tests.test_certificate import pdf_text_content
+
+    pdf = request.artifacts.get(kind=Artifact.Kind.CERTIFICATE_PDF)
+    text = pdf_text_content((Path(settings.DSR_DATA_DIR) / pdf.path).read_bytes())
+    assert f"GET {hub}/twins/{device_id} -> HTTP 404" in text
 
 
 def test_a_query_azure_refuses_as_too_long_is_split_not_failed(

@@ -226,7 +226,12 @@ def _appendix(pdf: PortalPdf, heading: Heading, line: Line, content: dict[str, A
                 4,
             )
         if device["verification"]:
-            results = ", ".join(check["result"] for check in device["verification"])
             verdict = "verified" if device["verified"] else "NOT verified"
-            line(f"Verification: {verdict} ({results})", 4)
+            line(f"Verification: {verdict}, by reading each resource again:", 4)
+            for check in device["verification"]:
+                line(
+                    f"GET {check['host']}{check['path']} -> HTTP {check['http_status'] or '-'} "
+                    f"({check['result']}), {readable(check['time'])}",
+                    6,
+                )
         pdf.set_font("Helvetica", size=9)
