@@ -12,8 +12,9 @@ Plans the request in this process, approves it through ``lifecycle.decide`` and 
 
 Prints: the throttle-implied minimum time (for each bucket: calls needed / allowed rate; the
 slowest bucket bounds the run), the actual time, their ratio (goal >= 0.90), 429s seen by the
-simulator and failed calls (goal 0), and with ``--memory A,B`` the peak worker RSS of an export
-of A vs B devices (goal: B/A <= 1.2).
+simulator and failed calls (goal 0), the calls per device in each bucket (scoping, fulfilment,
+in all) and the projection to 10,000 devices on S1 x 1 hubs (``fulfilment_calls``), and with
+``--memory A,B`` the peak worker RSS of an export of A vs B devices (goal: B/A <= 1.2).
 """
 
 import argparse
@@ -29,6 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import fulfilment_calls  # noqa: E402 - bench/ is on sys.path when run as a script
 
 
 def setup_environment(tmp):
@@ -252,27 +255,6 @@ def run_until_final(request, workers, timeout):
     raise SystemExit(f"{request.reference} still {request.status} after {timeout}s")
 
 
-def bucket_of(call, sim):
-    from simulator.hosts import DPS_HOSTS
-
-    if call["host"] in DPS_HOSTS:
-        return (call["host"], "dps")
-    return (call["host"], "query" if call["path"].endswith("/query") else "registry")
-
-
-def implied_minimum(calls, sim, scale):
-    """Per bucket: calls that had to pass it (everything but the 429s) / its allowed rate."""
-    from simulator.throttle import per_minute
-
-    needed = Counter(bucket_of(c, sim) for c in calls if c["status"] != 429)
-    rows = []
-    for (host, kind), n in sorted(needed.items()):
-        tier, units = sim.hub_tier(host) if kind != "dps" else ("S1", 1)
-        rate = per_minute(kind, tier, units) * scale / 60.0
-        rows.append((host, kind, n, rate, n / rate))
-    return rows
-
-
 def throughput(args, tmp):
     from requests_app.models import Operation
 
@@ -282,7 +264,9 @@ def throughput(args, tmp):
     regs, hub_devices = pick(sim, args.devices)
     request = make_request(officer, regs, hub_devices, args.kind)
     t0 = time.monotonic()
+    calls_at_start = len(sim.calls)
     request = plan(request, officer)
+    scoping_calls = sim.calls[calls_at_start:]
     planning = time.monotonic() - t0
     ops = request.operations.count()
     # Workers are running before the approval, as in production; the planning spent the
@@ -298,7 +282,7 @@ def throughput(args, tmp):
         workers.stop()
         server.shutdown()
     calls = sim.calls[calls_before:]
-    rows = implied_minimum(calls, sim, args.scale)
+    rows = fulfilment_calls.implied_minimum(calls, sim, args.scale)
     minimum = max(r[4] for r in rows)
     statuses = Counter(c["status"] for c in calls)
     failed_calls = sum(n for s, n in statuses.items() if s == 0 or s >= 500)
@@ -329,6 +313,10 @@ def throughput(args, tmp):
         f"failed operations: {failed_ops} (goal 0)"
     )
     print(f"  peak worker RSS: {workers.peak / 2**20:.1f} MiB")
+    fulfilment_calls.print_per_device("scoping", scoping_calls, args.devices)
+    fulfilment_calls.print_per_device("approval to final status", calls, args.devices)
+    fulfilment_calls.print_per_device("in all", scoping_calls + calls, args.devices)
+    fulfilment_calls.print_projection(scoping_calls + calls, sim, args.devices)
 
 
 def memory(args, tmp):
