@@ -8,6 +8,13 @@ archive → erasure → verify; the erasure never starts before the archive is s
 that meets 404 is "already absent", so re-running anything after a crash or a timeout repeats
 no effect. The last worker out closes the request (``completion``).
 
+Fairness: a worker runs one job at a time, so a long request's jobs could hold every worker
+while a three-device request waits behind them. A job therefore hands its worker back between
+devices once it has run ``DSR_FULFILMENT_SLICE_SECONDS`` and other jobs are waiting (or once it
+has used half its RQ timeout, waiting or not): it re-enqueues its lane at the back of the queue
+and returns, and the waiting jobs get their turn. Leases are released device by device, so
+nothing is lost between turns.
+
 ``run_job`` is the RQ job: its dotted path is named by jobs already queued in Redis.
 """
 
@@ -16,11 +23,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
+from rq import get_current_job
 
 from requests_app.jobs import executor
 from requests_app.jobs.claims import (
@@ -34,7 +44,7 @@ from requests_app.jobs.claims import (
 )
 from requests_app.jobs.completion import fail, finish
 from requests_app.jobs.operations import FINISHED_STATES, UNFINISHED_STATES
-from requests_app.jobs.queues import RUN_JOB, enqueue_now, run_job_id
+from requests_app.jobs.queues import RUN_JOB, enqueue_now, get_queue, next_turn_id, run_job_id
 from requests_app.models import DataRequest, IllegalTransition, Operation, PlannedDevice, Status
 
 if TYPE_CHECKING:
@@ -52,7 +62,11 @@ def first_job_id(data_request: DataRequest) -> str:
 
 
 def job_ids(data_request: DataRequest) -> list[str]:
-    return [run_job_id(data_request, lane) for lane in range(settings.DSR_PARALLEL_JOBS + 1)]
+    return [
+        run_job_id(data_request, lane, turn)
+        for lane in range(settings.DSR_PARALLEL_JOBS + 1)
+        for turn in (False, True)
+    ]
 
 
 def start(data_request: DataRequest, parallel: int | None = None) -> None:
@@ -77,21 +91,79 @@ def run_job(request_id: int) -> None:
             data_request.refresh_from_db()
         else:
             start(data_request)
-    run_threads(request_id, settings.DSR_WORKER_THREADS)
+    job = get_current_job()
+    # In an RQ worker a job takes turns with the others; called directly it runs to the end.
+    turn = Turn(job.timeout) if job is not None else None
+    run_threads(request_id, settings.DSR_WORKER_THREADS, turn)
+    if job is not None and turn is not None and turn.over:
+        hand_over(DataRequest.objects.get(pk=request_id), job.id)
 
 
-def run_threads(request_id: int, threads: int) -> None:
+class Turn:
+    """When a job should give its worker back: after the slice when other jobs wait, or after
+    half its RQ timeout in any case. Shared by the job's threads."""
+
+    def __init__(
+        self, timeout: int | float | None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._clock = clock
+        self.started = clock()
+        self.slice = settings.DSR_FULFILMENT_SLICE_SECONDS
+        self.limit = (timeout or settings.DSR_JOB_TIMEOUT) / 2
+        self.over = False
+        self.devices = 0  # run in this turn: a turn ends only after some work, never before
+        self._checked = float("-inf")
+        self._lock = threading.Lock()
+
+    def worked(self) -> None:
+        with self._lock:
+            self.devices += 1
+
+    def ended(self) -> bool:
+        """Checked between devices: True once the job should stop claiming work."""
+        with self._lock:
+            if self.over:
+                return True
+            if not self.devices:
+                return False
+            elapsed = self._clock() - self.started
+            if elapsed >= self.limit:
+                self.over = True
+            elif elapsed >= self.slice and self._clock() - self._checked >= 1.0:
+                self._checked = self._clock()
+                self.over = others_waiting()
+            return self.over
+
+
+def others_waiting() -> bool:
+    """Jobs are waiting in the fulfilment queue (another request's, or a re-enqueued lane)."""
+    try:
+        return get_queue("fulfilment").count > 0
+    except RedisError:
+        return False
+
+
+def hand_over(data_request: DataRequest, job_id: str) -> None:
+    """Re-enqueue this lane at the back of the queue, if the request still has work left."""
+    if data_request.status != Status.RUNNING or not job_id:
+        return
+    DataRequest.objects.filter(pk=data_request.pk).update(last_enqueued_at=timezone.now())
+    enqueue_now(RUN_JOB, data_request.pk, queue="fulfilment", job_id=next_turn_id(job_id))
+    log.info("%s: job %s gave its worker back after its turn", data_request.reference, job_id)
+
+
+def run_threads(request_id: int, threads: int, turn: Turn | None = None) -> None:
     """Work on ``threads`` devices at once in this job. Azure calls spend most of their time
     waiting (on the network, or on the shared pacing bucket of one hub while another is idle),
     so one process keeps several calls in flight; the database claims keep them apart."""
     if threads <= 1:
-        Runner(request_id).run()
+        Runner(request_id, turn).run()
         return
     errors: list[Exception] = []
 
     def work() -> None:
         try:
-            Runner(request_id).run()
+            Runner(request_id, turn).run()
         except Exception as exc:  # re-raised below so RQ records the job as failed
             log.exception("fulfilment thread failed")
             errors.append(exc)
@@ -127,8 +199,9 @@ def retry(data_request: DataRequest, *, actor: Actor) -> None:
 
 
 class Runner:
-    def __init__(self, request_id: int) -> None:
+    def __init__(self, request_id: int, turn: Turn | None = None) -> None:
         self.request_id = request_id
+        self.turn = turn
         self.name = f"{worker_name()}:{threading.get_ident()}:{time.monotonic_ns()}"
         self._clients: AzureClients | None = None
 
@@ -162,9 +235,13 @@ class Runner:
                 if not self.build_archive(data_request):
                     time.sleep(0.5)
                 continue
+            if self.turn is not None and self.turn.ended():
+                return  # the job hands its worker over (``hand_over``); leases are released
             device = claim_device(data_request, phase, self.name)
             if device is not None:
                 self.run_device(data_request, device, phase)
+                if self.turn is not None:
+                    self.turn.worked()
                 continue
             if data_request.operations.filter(
                 phase__in=phase, state=Operation.State.FAILED

@@ -36,8 +36,15 @@ def scope_job_id(data_request: DataRequest) -> str:
     return f"dsr-scope-{data_request.pk}"
 
 
-def run_job_id(data_request: DataRequest, lane: int = 0) -> str:
-    return f"dsr-run-{data_request.pk}-{lane}"
+def run_job_id(data_request: DataRequest, lane: int = 0, turn: bool = False) -> str:
+    """A fulfilment lane's job id; a job that hands its worker over re-enqueues the lane under
+    the other of its two ids (``turn``), so the reconciler still finds it by id."""
+    return f"dsr-run-{data_request.pk}-{lane}" + ("-b" if turn else "")
+
+
+def next_turn_id(job_id: str) -> str:
+    """The id a lane's job re-enqueues itself under: the other of the lane's two ids."""
+    return job_id.removesuffix("-b") if job_id.endswith("-b") else f"{job_id}-b"
 
 
 # The only functions a portal worker runs. RQ would import and call whatever a job names, so
