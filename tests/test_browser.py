@@ -28,6 +28,19 @@ TIMEOUT = 30_000  # ms: generous, for a loaded CI machine
 SIDEWAYS = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
 
 
+def reload(page):
+    """Reload, unless progress.js is reloading the page at the same moment (the status moved
+    on): then the browser aborts ours, and the page's own reload is the one to wait for."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    try:
+        page.reload()
+    except PlaywrightError as exc:
+        if "ERR_ABORTED" not in str(exc):
+            raise
+        page.wait_for_load_state()
+
+
 @pytest.fixture(scope="module")
 def browser():
     with launched_browser() as chromium:
@@ -263,7 +276,7 @@ def test_erasure_from_intake_to_certificate_and_the_auditors_reports(
     settings.DSR_APPROVAL_REAUTH_SECONDS = 900
 
     # The officer's page follows fulfilment (progress.js polls, then reloads) to the end.
-    page.reload()
+    reload(page)
     try:
         expect(page.locator("#status-badge")).to_have_text("Completed", timeout=60_000)
     except AssertionError:
