@@ -2,6 +2,7 @@
 
     python bench/fulfilment.py --devices 1000 --workers 4 --scale 20
     python bench/fulfilment.py --devices 100 --workers 2 --scale 20 --memory 100,2000
+    python bench/fulfilment.py --skip-throughput --mixed 2000 --workers 4 --scale 20
 
 Sets up its own SQLite file database (or uses DATABASE_URL: give it a scratch database, it is
 migrated and written to), a data directory in a temp dir, an embedded Redis unless REDIS_URL is
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import fulfilment_calls  # noqa: E402 - bench/ is on sys.path when run as a script
+import fulfilment_mixed  # noqa: E402
 
 
 def setup_environment(tmp):
@@ -367,6 +369,11 @@ def main():
         help="A,B: also compare peak worker RSS for exports of A and B devices (e.g. 100,10000)",
     )
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument(
+        "--mixed",
+        type=int,
+        help="N: an N-device erasure and twenty 3-device exports together (fairness)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dsr-bench-") as tmp:
         tmp = Path(tmp)
@@ -376,6 +383,8 @@ def main():
                 throughput(args, tmp)
             if args.memory:
                 memory(args, tmp)
+            if args.mixed:
+                fulfilment_mixed.mixed(args, tmp, sys.modules[__name__])
         finally:
             if redis is not None:
                 redis.shutdown()

@@ -58,14 +58,20 @@ def print_per_device(label, calls, devices):
 
 def projection(calls, sim, devices, target_devices=10_000):
     """Seconds for ``target_devices`` on Azure's real rates (S1 × 1 hubs, one DPS), spending
-    what this run spent per device on each bucket, spread over the hubs as in this run."""
+    what this run spent per device on each bucket, spread over the hubs as in this run. Queries
+    carry up to 100 devices each, so they scale with the number of batches, not of devices (an
+    upper bound: as if every hub had all the devices)."""
+    import math
+
+    from requests_app.jobs.scoping import QUERY_MAX_IDS
     from simulator.throttle import per_minute
 
     needed = Counter(bucket_of(c) for c in calls if c["status"] != 429)
+    batches = math.ceil(target_devices / QUERY_MAX_IDS) / math.ceil(devices / QUERY_MAX_IDS)
     rows = []
     for (host, kind), n in sorted(needed.items()):
         rate = per_minute(kind, "S1", 1) / 60.0
-        scaled = n * target_devices / devices
+        scaled = n * batches if kind == "query" else n * target_devices / devices
         rows.append((host, kind, scaled, scaled / rate))
     return rows
 

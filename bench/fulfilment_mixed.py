@@ -1,0 +1,97 @@
+"""The mixed run of ``bench/fulfilment.py --mixed N``: one N-device erasure and twenty 3-device
+exports submitted together. Each small export is first timed alone (approval to completed, with
+the same workers waiting), then in the mix; the goal is that each finishes within twice its time
+alone. ``h`` is the benchmark module (its setup helpers)."""
+
+import statistics
+import time
+
+SMALL = 20
+SMALL_DEVICES = 3
+
+
+def completed_in(request):
+    """Seconds from the first approval to the final status (from the database)."""
+    first = request.approvals.order_by("created_at").first()
+    return (request.completed_at - first.created_at).total_seconds()
+
+
+def wait_all(requests, workers, timeout):
+    from requests_app.models import Status
+
+    started = time.monotonic()
+    pending = list(requests)
+    while pending and time.monotonic() - started < timeout:
+        workers.sample()
+        for request in list(pending):
+            request.refresh_from_db()
+            if request.status not in (Status.APPROVED, Status.RUNNING):
+                pending.remove(request)
+        time.sleep(0.1)
+    if pending:
+        raise SystemExit(f"{len(pending)} requests not final after {timeout}s")
+
+
+def small_batches(sim, h, count):
+    """``count`` lists of 3 registration IDs, none shared, none in the large request's set."""
+    samples = sim.samples()
+    regs = sorted(samples["individual_symmetric"] + samples["individual_x509"])[::-1]
+    need = count * SMALL_DEVICES
+    if len(regs) < need:
+        raise SystemExit("the simulator has too few individually enrolled devices")
+    return [regs[i : i + SMALL_DEVICES] for i in range(0, need, SMALL_DEVICES)]
+
+
+def mixed(args, tmp, h):
+    from requests_app.models import Status
+
+    large = args.mixed
+    sim, server = h.start_simulator(int(large * 1.6) + 200, args.scale, tmp)
+    officer, approvers = h.users()
+    batches = small_batches(sim, h, SMALL * 2)
+    alone_batches, mix_batches = batches[:SMALL], batches[SMALL:]
+    workers = h.Workers(args.workers, tmp)
+    h.wait_for_workers(args.workers)
+    try:
+        alone = []
+        for ids in alone_batches[:5]:  # five alone, one after the other
+            request = h.plan(h.make_request(officer, ids, [], "export"), officer)
+            h.approve(request, approvers)
+            wait_all([request], workers, args.timeout)
+            alone.append(completed_in(request))
+        time.sleep(10.5)  # let the buckets refill before the mix
+        regs, hub_devices = h.pick(sim, large)
+        used = {r for ids in mix_batches + alone_batches for r in ids}
+        regs = [r for r in regs if r not in used]
+        big = h.plan(h.make_request(officer, regs, hub_devices, "erasure"), officer)
+        smalls = [
+            h.plan(h.make_request(officer, ids, [], "export"), officer) for ids in mix_batches
+        ]
+        h.approve(big, approvers)
+        for request in smalls:
+            h.approve(request, approvers)
+        wait_all([big, *smalls], workers, args.timeout)
+    finally:
+        workers.stop()
+        server.shutdown()
+    typical = statistics.median(alone)
+    in_mix = [completed_in(r) for r in smalls]
+    print(
+        f"mixed run: a {big.devices.count()}-device erasure ({big.status}, "
+        f"{completed_in(big):.1f}s) and {len(smalls)} exports of {SMALL_DEVICES} devices, "
+        f"{args.workers} workers, throttle scale {args.scale}x"
+    )
+    print(
+        f"  a small export alone: median {typical:.1f}s (of {len(alone)}: "
+        f"{', '.join(f'{t:.1f}' for t in alone)})"
+    )
+    print(
+        f"  small exports in the mix: median {statistics.median(in_mix):.1f}s, "
+        f"slowest {max(in_mix):.1f}s, statuses {sorted({r.status for r in smalls})}"
+    )
+    within = sum(1 for t in in_mix if t <= 2 * typical)
+    print(
+        f"  within 2x alone ({2 * typical:.1f}s): {within} of {len(in_mix)} "
+        f"(slowest/alone {max(in_mix) / typical:.2f}; goal: all)"
+    )
+    return all(r.status == Status.COMPLETED for r in smalls)
