@@ -32,9 +32,9 @@ class Clock:
 def test_a_turn_ends_after_the_slice_when_others_wait_or_at_half_the_timeout(settings, monkeypatch):
     settings.DSR_FULFILMENT_SLICE_SECONDS = 30
     waiting = []
-    monkeypatch.setattr(fulfilment, "others_waiting", lambda: bool(waiting))
+    monkeypatch.setattr(fulfilment, "others_waiting", lambda request_id: bool(waiting))
     clock = Clock()
-    turn = fulfilment.Turn(timeout=600, clock=clock)
+    turn = fulfilment.Turn(timeout=600, request_id=1, clock=clock)
     waiting.append("job")
     clock.now += 31
     assert not turn.ended()  # no device run yet in this turn: it never ends empty-handed
@@ -51,13 +51,23 @@ def test_a_turn_ends_after_the_slice_when_others_wait_or_at_half_the_timeout(set
     assert not turn.ended()  # the queue is asked at most once a second
     clock.now += 1
     assert turn.ended() and turn.ended()  # over, and stays over
-    alone = fulfilment.Turn(timeout=600, clock=clock)
+    alone = fulfilment.Turn(timeout=600, request_id=1, clock=clock)
     alone.worked()
     waiting.clear()
     clock.now += 299
     assert not alone.ended()
     clock.now += 1
     assert alone.ended()  # half the RQ timeout: hand over even when nobody waits
+
+
+def test_only_another_requests_jobs_end_a_turn(officer, redis_db):
+    from requests_app.jobs.queues import RUN_JOB, enqueue_now
+
+    mine, theirs = make_request(officer, ["a"]), make_request(officer, ["b"])
+    enqueue_now(RUN_JOB, mine.pk, queue="fulfilment", job_id=fulfilment.first_job_id(mine))
+    assert not fulfilment.others_waiting(mine.pk)  # its own lane: nothing gained by handing over
+    enqueue_now(RUN_JOB, theirs.pk, queue="fulfilment", job_id=fulfilment.first_job_id(theirs))
+    assert fulfilment.others_waiting(mine.pk) and fulfilment.others_waiting(theirs.pk)
 
 
 def test_the_lane_alternates_between_its_two_ids_and_the_reconciler_knows_both(officer):

@@ -44,7 +44,14 @@ from requests_app.jobs.claims import (
 )
 from requests_app.jobs.completion import fail, finish
 from requests_app.jobs.operations import FINISHED_STATES, UNFINISHED_STATES
-from requests_app.jobs.queues import RUN_JOB, enqueue_now, get_queue, next_turn_id, run_job_id
+from requests_app.jobs.queues import (
+    RUN_JOB,
+    enqueue_now,
+    get_queue,
+    next_turn_id,
+    run_job_id,
+    run_job_prefix,
+)
 from requests_app.models import DataRequest, IllegalTransition, Operation, PlannedDevice, Status
 
 if TYPE_CHECKING:
@@ -93,7 +100,7 @@ def run_job(request_id: int) -> None:
             start(data_request)
     job = get_current_job()
     # In an RQ worker a job takes turns with the others; called directly it runs to the end.
-    turn = Turn(job.timeout) if job is not None else None
+    turn = Turn(job.timeout, request_id) if job is not None else None
     run_threads(request_id, settings.DSR_WORKER_THREADS, turn)
     if job is not None and turn is not None and turn.over:
         hand_over(DataRequest.objects.get(pk=request_id), job.id)
@@ -104,8 +111,12 @@ class Turn:
     half its RQ timeout in any case. Shared by the job's threads."""
 
     def __init__(
-        self, timeout: int | float | None, clock: Callable[[], float] = time.monotonic
+        self,
+        timeout: int | float | None,
+        request_id: int,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.request_id = request_id
         self._clock = clock
         self.started = clock()
         self.slice = settings.DSR_FULFILMENT_SLICE_SECONDS
@@ -131,16 +142,19 @@ class Turn:
                 self.over = True
             elif elapsed >= self.slice and self._clock() - self._checked >= 1.0:
                 self._checked = self._clock()
-                self.over = others_waiting()
+                self.over = others_waiting(self.request_id)
             return self.over
 
 
-def others_waiting() -> bool:
-    """Jobs are waiting in the fulfilment queue (another request's, or a re-enqueued lane)."""
+def others_waiting(request_id: int) -> bool:
+    """Another request's jobs wait in the fulfilment queue. This request's own lanes do not
+    count: handing the worker to them would only add a restart."""
+    own = run_job_prefix(request_id)
     try:
-        return get_queue("fulfilment").count > 0
+        waiting = get_queue("fulfilment").get_job_ids(0, 100)
     except RedisError:
         return False
+    return any(not job_id.startswith(own) for job_id in waiting)
 
 
 def hand_over(data_request: DataRequest, job_id: str) -> None:

@@ -39,7 +39,12 @@ def scope_job_id(data_request: DataRequest) -> str:
 def run_job_id(data_request: DataRequest, lane: int = 0, turn: bool = False) -> str:
     """A fulfilment lane's job id; a job that hands its worker over re-enqueues the lane under
     the other of its two ids (``turn``), so the reconciler still finds it by id."""
-    return f"dsr-run-{data_request.pk}-{lane}" + ("-b" if turn else "")
+    return f"{run_job_prefix(data_request.pk)}{lane}" + ("-b" if turn else "")
+
+
+def run_job_prefix(request_id: int) -> str:
+    """What every fulfilment job id of one request starts with."""
+    return f"dsr-run-{request_id}-"
 
 
 def next_turn_id(job_id: str) -> str:
