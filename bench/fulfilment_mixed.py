@@ -50,23 +50,24 @@ def mixed(args, tmp, h):
     officer, approvers = h.users()
     batches = small_batches(sim, h, SMALL * 2)
     alone_batches, mix_batches = batches[:SMALL], batches[SMALL:]
+    # Everything is planned before the workers start (planning runs in this process).
+    alone_requests = [
+        h.plan(h.make_request(officer, ids, [], "export"), officer) for ids in alone_batches[:5]
+    ]
+    regs, hub_devices = h.pick(sim, large)
+    used = {r for ids in mix_batches + alone_batches for r in ids}
+    regs = [r for r in regs if r not in used]
+    big = h.plan(h.make_request(officer, regs, hub_devices, "erasure"), officer)
+    smalls = [h.plan(h.make_request(officer, ids, [], "export"), officer) for ids in mix_batches]
     workers = h.Workers(args.workers, tmp)
     h.wait_for_workers(args.workers)
     try:
         alone = []
-        for ids in alone_batches[:5]:  # five alone, one after the other
-            request = h.plan(h.make_request(officer, ids, [], "export"), officer)
+        for request in alone_requests:  # five alone, one after the other
             h.approve(request, approvers)
             wait_all([request], workers, args.timeout)
             alone.append(completed_in(request))
         time.sleep(10.5)  # let the buckets refill before the mix
-        regs, hub_devices = h.pick(sim, large)
-        used = {r for ids in mix_batches + alone_batches for r in ids}
-        regs = [r for r in regs if r not in used]
-        big = h.plan(h.make_request(officer, regs, hub_devices, "erasure"), officer)
-        smalls = [
-            h.plan(h.make_request(officer, ids, [], "export"), officer) for ids in mix_batches
-        ]
         h.approve(big, approvers)
         for request in smalls:
             h.approve(request, approvers)

@@ -112,7 +112,7 @@ try:
     DSR_PARALLEL_JOBS = envint("DSR_PARALLEL_JOBS", 4, minimum=1)
     DSR_WORKER_THREADS = envint("DSR_WORKER_THREADS", 4, minimum=1)
     # A fulfilment job gives its worker back after this long when other jobs wait (fairness).
-    DSR_FULFILMENT_SLICE_SECONDS = envint("DSR_FULFILMENT_SLICE_SECONDS", 5, minimum=0)
+    DSR_FULFILMENT_SLICE_SECONDS = envint("DSR_FULFILMENT_SLICE_SECONDS", 2, minimum=0)
     # Job functions a worker runs besides the portal's own (none in production; tests add one).
     DSR_WORKER_EXTRA_JOBS = envlist("DSR_WORKER_EXTRA_JOBS", [])
     DSR_DASHBOARD_CACHE_SECONDS = envint("DSR_DASHBOARD_CACHE_SECONDS", 300, minimum=0)

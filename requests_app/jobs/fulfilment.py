@@ -21,6 +21,7 @@ nothing is lost between turns.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -76,13 +77,17 @@ def job_ids(data_request: DataRequest) -> list[str]:
     ]
 
 
-def start(data_request: DataRequest, parallel: int | None = None) -> None:
-    """Enqueue the jobs that run a request (also used by the reconciler)."""
+def start(
+    data_request: DataRequest, parallel: int | None = None, *, first_running: bool = False
+) -> None:
+    """Enqueue the jobs that run a request (also used by the reconciler): one lane per
+    ``DSR_WORKER_THREADS`` devices, at most ``DSR_PARALLEL_JOBS``, so a three-device request
+    takes one worker, not four. ``first_running``: lane 0 is the job calling this."""
     parallel = parallel or settings.DSR_PARALLEL_JOBS
     devices = data_request.devices.count()
-    jobs = max(1, min(parallel, devices))
+    jobs = max(1, min(parallel, math.ceil(devices / settings.DSR_WORKER_THREADS)))
     DataRequest.objects.filter(pk=data_request.pk).update(last_enqueued_at=timezone.now())
-    for lane in range(1, jobs + 1):
+    for lane in range(1 if first_running else 0, jobs):
         enqueue_now(
             RUN_JOB, data_request.pk, queue="fulfilment", job_id=run_job_id(data_request, lane)
         )
@@ -97,7 +102,7 @@ def run_job(request_id: int) -> None:
         except IllegalTransition:
             data_request.refresh_from_db()
         else:
-            start(data_request)
+            start(data_request, first_running=True)
     job = get_current_job()
     # In an RQ worker a job takes turns with the others; called directly it runs to the end.
     turn = Turn(job.timeout, request_id) if job is not None else None
