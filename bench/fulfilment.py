@@ -315,10 +315,7 @@ def throughput(args, tmp):
         f"failed operations: {failed_ops} (goal 0)"
     )
     print(f"  peak worker RSS: {workers.peak / 2**20:.1f} MiB")
-    fulfilment_calls.print_per_device("scoping", scoping_calls, args.devices)
-    fulfilment_calls.print_per_device("approval to final status", calls, args.devices)
-    fulfilment_calls.print_per_device("in all", scoping_calls + calls, args.devices)
-    fulfilment_calls.print_projection(scoping_calls + calls, sim, args.devices)
+    fulfilment_calls.print_calls(scoping_calls, calls, sim, args.devices)
 
 
 def memory(args, tmp):

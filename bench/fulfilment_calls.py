@@ -86,3 +86,11 @@ def print_projection(calls, sim, devices, target_devices=10_000):
         f"    at least {slowest[3] / 3600:.2f} h, set by {slowest[0]} {slowest[1]} "
         "(every bucket busy at once)"
     )
+
+
+def print_calls(scoping_calls, calls, sim, devices):
+    """Calls per device for scoping, for fulfilment and in all, then the 10,000 projection."""
+    print_per_device("scoping", scoping_calls, devices)
+    print_per_device("approval to final status", calls, devices)
+    print_per_device("in all", scoping_calls + calls, devices)
+    print_projection(scoping_calls + calls, sim, devices)
