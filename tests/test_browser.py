@@ -243,6 +243,9 @@ def test_erasure_from_intake_to_certificate_and_the_auditors_reports(
         expect(approval.locator("dl.facts")).to_contain_text(f"{n} of 2 so far")
         expect(approval.locator("#will-delete")).to_contain_text("hub device")
         expect(approval.locator("#will-create")).to_contain_text("disabled individual enrollment")
+        # What the plan costs of Azure's throttles, and how long, before anyone approves.
+        expect(approval.locator("#plan-cost-projection")).to_contain_text("Projected:")
+        expect(approval.locator("#plan-cost-table")).to_contain_text("identity-registry calls")
         expect(approval.locator("#other-approvers")).to_have_text(
             "alan" if n == 0 else "nobody else"
         )
