@@ -161,7 +161,7 @@ def test_the_request_page_and_the_api_state_the_cost(azure, officer, run_jobs, c
     # The simulator's targets run at 60 × Azure's rates: one DELETE at 100/s sets the pace.
     hub = request.devices.get().hub.split(".")[0]
     projection = page[page.find('id="plan-cost-projection"') :][:300]
-    sentence = f"under a minute, set by {hub}'s identity-registry calls (S1 × 1)"
+    sentence = f"under a minute, set by {hub}'s identity-registry calls (S1 × 1, rates × 60)"
     assert f"Projected: <strong>{sentence.replace(chr(39), '&#x27;')}</strong>" in projection
 
     _, raw = issue_token(officer, name="ticketing")

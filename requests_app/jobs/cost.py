@@ -122,6 +122,8 @@ def _bucket_cost(host: str, bucket: str, calls: int, targets: Targets) -> Bucket
     if target is None:
         return BucketCost(host, bucket, calls, None, "")
     capacity = "DPS" if target.kind == "dps" else f"{target.tier} × {target.units}"
+    if target.rate_scale != 1:  # the simulator's targets: its throttles run faster than Azure's
+        capacity += f", rates × {target.rate_scale:g}"
     return BucketCost(host, bucket, calls, bucket_for(target, bucket).rate, capacity)
 
 
