@@ -267,3 +267,22 @@ def test_a_query_azure_refuses_as_too_long_is_split_not_failed(
 
 def _devices_on(sim, host):
     return {d["deviceId"] for d in sim.state()["hubs"][host]["devices"]}
+
+
+def test_an_id_that_could_end_a_query_literal_is_looked_up_by_get(azure, officer, run_jobs):
+    from tests.simulator_helpers import client
+
+    device_id = "o'brien-1"  # Azure allows the apostrophe in device IDs
+    with client(azure, HUB) as hub:
+        answer = hub.put(f"/devices/{device_id}", json={"deviceId": device_id})
+        assert answer.status_code == 200, answer.text
+    before = len(azure.calls)
+    request = plan(
+        make_request(officer, [], kind="erasure", hub_devices=[(device_id, HUB)]),
+        officer,
+        run_jobs,
+    )
+    assert request.devices.get().has_device
+    calls = azure.calls[before:]
+    assert not [c for c in calls if c["path"] == "/devices/query"]  # never put into a query
+    assert spent(calls) == Counter({"twin_read": 1, "registry": 1})
