@@ -38,6 +38,7 @@ class IotHubClient:
         self._http = http
         self.hostname = http.target.hostname
         self.target = http.target
+        self._listed: tuple[str, AzureResponse] | None = None
 
     def __repr__(self) -> str:
         return f"IotHubClient({self.hostname!r})"
@@ -60,6 +61,14 @@ class IotHubClient:
     def list_modules(self, device_id: str) -> AzureResponse:
         """The device's modules: ``data`` is a list (None with ``found`` False if no device)."""
         return self._get(f"/devices/{_id(device_id)}/modules")
+
+    def list_modules_once(self, device_id: str) -> AzureResponse:
+        """``list_modules``, remembered for the next calls about the same device: a device's
+        module documents are read one after the other, so its modules cost one registry call,
+        not one per module. A client serves one worker thread."""
+        if self._listed is None or self._listed[0] != device_id:
+            self._listed = (device_id, self.list_modules(device_id))
+        return self._listed[1]
 
     def get_module(self, device_id: str, module_id: str) -> AzureResponse:
         return self._get(f"/devices/{_id(device_id)}/modules/{_id(module_id)}")

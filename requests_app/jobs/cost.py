@@ -106,13 +106,23 @@ def duration_words(seconds: float) -> str:
     return f"about {hours} h {minutes} min" if minutes else f"about {hours} h"
 
 
-def cost_of(counts: Mapping[tuple[str, str], int], targets: Targets) -> PlanCost:
-    """The cost of ``{(host, action): operations}`` at the rates of ``targets``."""
+def cost_of(
+    counts: Mapping[tuple[str, str], int],
+    targets: Targets,
+    devices: Mapping[tuple[str, str], int] | None = None,
+) -> PlanCost:
+    """The cost of ``{(host, action): operations}`` at the rates of ``targets``; ``devices``
+    counts the distinct devices per (host, action), for calls made once per device (without
+    it, one device per operation)."""
     calls: Counter[tuple[str, str]] = Counter()
     for (host, action), n in counts.items():
         entry = operations.OPERATIONS.get(action)
-        for bucket in entry.buckets() if entry is not None else ():
+        if entry is None:
+            continue
+        for bucket in entry.buckets():
             calls[(host, bucket)] += n
+        for bucket in entry.once_per_device:
+            calls[(host, bucket)] += (devices or counts)[(host, action)]
     costs = [_bucket_cost(host, bucket, n, targets) for (host, bucket), n in sorted(calls.items())]
     return PlanCost(tuple(costs))
 
@@ -134,6 +144,12 @@ def plan_cost(
     ops = data_request.operations.all()
     if remaining:
         ops = ops.filter(state__in=UNFINISHED_STATES)
-    grouped = ops.values("host", "action").annotate(n=Count("id")).order_by()
+    grouped = (
+        ops.values("host", "action")
+        .annotate(n=Count("id"), devices=Count("device", distinct=True))
+        .order_by()
+    )
     counts = {(row["host"], row["action"]): row["n"] for row in grouped}
-    return cost_of(counts, targets if targets is not None else configured_targets(secrets=False))
+    devices = {(row["host"], row["action"]): row["devices"] for row in grouped}
+    chosen = targets if targets is not None else configured_targets(secrets=False)
+    return cost_of(counts, chosen, devices)

@@ -132,6 +132,23 @@ def module_with_twin(client: IotHubClient, ids: dict[str, str]) -> AzureResponse
     return dataclasses.replace(response, data=data)
 
 
+def module_from_listing(client: IotHubClient, ids: dict[str, str]) -> AzureResponse:
+    """A module's identity, from one listing of its device's modules (``list_modules_once``),
+    and its module twin, as one document. The answer is the twin read's; a module in neither
+    is gone since planning (404)."""
+    device_id, module_id = ids["device_id"], ids["module_id"]
+    listing = client.list_modules_once(device_id)
+    listed = listing.data if listing.found and isinstance(listing.data, list) else []
+    module = next(
+        (m for m in listed if isinstance(m, dict) and m.get("moduleId") == module_id), None
+    )
+    twin = client.get_module_twin(device_id, module_id)
+    if module is None and not twin.found:
+        return twin
+    data = {"module": module, "twin": twin.data if twin.found else None}
+    return dataclasses.replace(twin, status=200, data=data)
+
+
 def block_reprovisioning(client: DpsClient, ids: dict[str, str]) -> AzureResponse:
     """Put a disabled individual enrollment in place for a group device (Microsoft's way to
     keep one device of a group out); one already disabled is left as it is."""
@@ -176,6 +193,8 @@ class AzureOperation:
     description: str = ""  # that document in README.txt and manifest.json
     retains: tuple[str, ...] = ()  # (what, why) the certificate lists as kept once it is done
     spends: tuple[str, ...] = ()  # every call's bucket, when the call is more than ``bucket``
+    # Calls made once per device however many of its operations there are (a shared listing).
+    once_per_device: tuple[str, ...] = ()
 
     def buckets(self) -> tuple[str, ...]:
         """The bucket of each HTTP call one run makes (retries aside): what the plan costs."""

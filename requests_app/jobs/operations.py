@@ -34,6 +34,7 @@ from requests_app.jobs.operation_types import (
     calls,
     group,
     individual,
+    module_from_listing,
     module_with_twin,
     on_hub,
     registered,
@@ -109,8 +110,21 @@ _ENTRIES = (
         document="iothub-twin",
         description="the device twin: tags, desired and reported properties",
     ),
+    # Each module's identity comes from one listing of the device's modules (one registry call
+    # per device, shared by its modules' operations), its twin from the twin bucket.
     AzureOperation(
-        "hub.get_module", Phase.EXPORT, when=on_hub,
+        "hub.read_module", Phase.EXPORT, when=on_hub,
+        target="hub", bucket="twin_read", once_per_device=("registry",), method="GET",
+        path=_MODULE_TWIN, call=module_from_listing, outcome=READ,
+        name="Read module {module} and its twin", label="Read the modules and their twins",
+        summary="Read the modules and their twins", per_module=True,
+        document="modules",
+        description="each module identity and its module twin, together",
+    ),
+    # Superseded by hub.read_module (one GET per module identity); kept so that plans made
+    # before still run. It writes the same document.
+    AzureOperation(
+        "hub.get_module", Phase.EXPORT, when=superseded,
         target="hub", bucket="registry", spends=("registry", "twin_read"), method="GET",
         path=_MODULE, call=module_with_twin, outcome=READ,
         name="Read module {module} and its twin", label="Read the modules and their twins",
@@ -196,8 +210,9 @@ _ENTRIES = (
         name="Check the hub device is gone (its twin answers 404)",
         label="Checked the hub device is gone (its twin answers 404)",
     ),
-    # Planned before the device's DELETE took its modules with it and checks read twins; kept
-    # so that plans made then still run (``superseded``: never planned now).
+    # Planned before the device's DELETE took its modules with it, checks read twins and a
+    # device's modules were listed once; kept so that plans made then still run
+    # (``superseded``: never planned now).
     AzureOperation(
         "verify.module_absent", Phase.VERIFY, when=superseded,
         target="hub", bucket="registry", method="GET", path=_MODULE,
@@ -250,8 +265,16 @@ def outcome_for(action: str) -> Outcome:
 
 
 def documents() -> list[AzureOperation]:
-    """The entries that store a document, in plan order."""
-    return [entry for entry in OPERATIONS.values() if entry.document]
+    """The entries that store a document, in plan order: one per document (a superseded entry
+    that writes the same document as its successor is not listed twice)."""
+    seen: set[tuple[str, bool]] = set()
+    listed = []
+    for entry in OPERATIONS.values():
+        key = (entry.document, entry.per_module)
+        if entry.document and key not in seen:
+            seen.add(key)
+            listed.append(entry)
+    return listed
 
 
 def document_description(name: str) -> str:
