@@ -11,15 +11,9 @@ KINDS = ("registry", "query", "twin_read", "twin_update", "dps")
 
 def bucket_of(call):
     """(host, bucket) of one simulator call, as Azure (and the simulator) meters it."""
-    from simulator.hosts import DPS_HOSTS
+    from simulator.throttle import bucket_of_call
 
-    if call["host"] in DPS_HOSTS:
-        return (call["host"], "dps")
-    if call["path"] == "/devices/query":
-        return (call["host"], "query")
-    if call["path"].startswith("/twins/"):
-        return (call["host"], "twin_read" if call["method"] == "GET" else "twin_update")
-    return (call["host"], "registry")
+    return (call["host"], bucket_of_call(call))
 
 
 def implied_minimum(calls, sim, scale):

@@ -32,7 +32,7 @@ def wait_all(requests, workers, timeout):
         raise SystemExit(f"{len(pending)} requests not final after {timeout}s")
 
 
-def small_batches(sim, h, count):
+def small_batches(sim, count):
     """``count`` lists of 3 registration IDs, none shared, none in the large request's set."""
     samples = sim.samples()
     regs = sorted(samples["individual_symmetric"] + samples["individual_x509"])[::-1]
@@ -48,7 +48,7 @@ def mixed(args, tmp, h):
     large = args.mixed
     sim, server = h.start_simulator(int(large * 1.6) + 200, args.scale, tmp)
     officer, approvers = h.users()
-    batches = small_batches(sim, h, SMALL * 2)
+    batches = small_batches(sim, SMALL * 2)
     alone_batches, mix_batches = batches[:SMALL], batches[SMALL:]
     # Everything is planned before the workers start (planning runs in this process).
     alone_requests = [

@@ -21,6 +21,8 @@ allowance in one second) so tests run fast; a scale of 0 or None turns throttlin
 import math
 import time
 
+from .hosts import DPS_HOSTS
+
 DPS_PER_MINUTE = 1000
 HUB_REGISTRY_PER_UNIT = {"S1": 100, "S2": 100, "S3": 5000, "F1": 100, "B1": 100}
 HUB_QUERY_PER_UNIT = {"S1": 20, "S2": 20, "S3": 1000, "F1": 20, "B1": 20}
@@ -29,6 +31,18 @@ TWIN_READ_PER_SECOND = {"S1": (100, 0), "S2": (100, 10), "S3": (0, 500), "F1": (
 TWIN_UPDATE_PER_SECOND = {"S1": (50, 0), "S2": (50, 5), "S3": (0, 250), "F1": (50, 0)}
 BURST_SECONDS = 10
 KINDS = ("dps", "registry", "query", "twin_read", "twin_update")
+
+
+def bucket_of_call(call):
+    """Which bucket a call of the simulator's call log (``Simulator.calls``) counted against:
+    the same rule as ``hub.bucket_of``, read from the method and path."""
+    if call["host"] in DPS_HOSTS:
+        return "dps"
+    if call["path"] == "/devices/query":
+        return "query"
+    if call["path"].startswith("/twins/"):
+        return "twin_read" if call["method"] == "GET" else "twin_update"
+    return "registry"
 
 
 def per_minute(kind, tier="S1", units=1):

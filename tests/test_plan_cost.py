@@ -13,6 +13,7 @@ import pytest
 from requests_app.azure.targets import Target, Targets
 from requests_app.jobs.cost import cost_of, duration_words, plan_cost
 from requests_app.models import Status
+from simulator.throttle import bucket_of_call
 from tests.lifecycle_helpers import make_request
 from tests.test_fulfilment import (
     approve,
@@ -69,19 +70,8 @@ def test_ten_thousand_erased_devices_on_one_s1_hub_take_at_least_100_minutes():
     assert duration_words(7200) == "about 2 h"
 
 
-def bucket_of(call):
-    """The throttle Azure counts a call against (as the simulator meters it)."""
-    if "provisioning" in call["host"]:
-        return "dps"
-    if call["path"] == "/devices/query":
-        return "query"
-    if call["path"].startswith("/twins/"):
-        return "twin_read" if call["method"] == "GET" else "twin_update"
-    return "registry"
-
-
 def spent(calls):
-    return Counter(bucket_of(call) for call in calls)
+    return Counter(bucket_of_call(call) for call in calls)
 
 
 # (sample kind, request kind) -> the plan's calls per bucket after approval, exactly.
