@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -35,30 +36,41 @@ def lease_end() -> datetime:
 def claim_device(
     data_request: DataRequest, phase: Sequence[str], owner: str
 ) -> PlannedDevice | None:
-    """The next device with pending operations of ``phase`` whose lease is free or expired."""
+    """The next device with pending operations of ``phase`` whose lease is free or expired,
+    from the hub with the fewest devices in progress: each hub has its own throttles, so
+    interleaving keeps every hub's buckets busy instead of one hub's at a time."""
     now = timezone.now()
-    candidates = (
-        data_request.devices.filter(
-            Q(lease_until__isnull=True) | Q(lease_until__lt=now),
-            operations__phase__in=phase,
-            operations__state=Operation.State.PENDING,
+    pending = data_request.devices.filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lt=now),
+        operations__phase__in=phase,
+        operations__state=Operation.State.PENDING,
+    ).exclude(operations__phase__in=phase, operations__state=Operation.State.FAILED)
+    for hub in hubs_least_busy_first(data_request, now):
+        candidates = (
+            pending.filter(hub=hub)
+            .distinct()
+            .order_by("position")
+            .values_list("pk", "lease_until")[:20]
         )
-        .exclude(operations__phase__in=phase, operations__state=Operation.State.FAILED)
-        .distinct()
-        .order_by("position")
-        .values_list("pk", "lease_until")[:20]
-    )
-    for pk, expired in candidates:
-        claimed = PlannedDevice.objects.filter(pk=pk, lease_until=expired).update(
-            claimed_by=owner, lease_until=lease_end()
-        )
-        if claimed:
-            if expired is not None:  # a dead worker's device, taken over before the reconciler
-                from requests_app.jobs.reconcile import record_takeover
+        for pk, expired in candidates:
+            claimed = PlannedDevice.objects.filter(pk=pk, lease_until=expired).update(
+                claimed_by=owner, lease_until=lease_end()
+            )
+            if claimed:
+                if expired is not None:  # a dead worker's device, taken before the reconciler
+                    from requests_app.jobs.reconcile import record_takeover
 
-                record_takeover(data_request, expired, now, by="worker")
-            return PlannedDevice.objects.get(pk=pk)
+                    record_takeover(data_request, expired, now, by="worker")
+                return PlannedDevice.objects.get(pk=pk)
     return None
+
+
+def hubs_least_busy_first(data_request: DataRequest, now: datetime) -> list[str]:
+    """The request's hubs ('' for devices on none), fewest devices under a live lease first."""
+    devices = data_request.devices.order_by()
+    busy = Counter({hub: 0 for hub in devices.values_list("hub", flat=True).distinct()})
+    busy.update(devices.filter(lease_until__gte=now).values_list("hub", flat=True))
+    return sorted(busy, key=lambda hub: (busy[hub], hub))
 
 
 def renew_device(device: PlannedDevice, owner: str) -> int:
