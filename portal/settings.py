@@ -113,6 +113,8 @@ try:
     DSR_WORKER_THREADS = envint("DSR_WORKER_THREADS", 4, minimum=1)
     # A fulfilment job gives its worker back after this long when other jobs wait (fairness).
     DSR_FULFILMENT_SLICE_SECONDS = envint("DSR_FULFILMENT_SLICE_SECONDS", 2, minimum=0)
+    # A request of at most this many devices is "short": its jobs go before the long ones'.
+    DSR_SHORT_REQUEST_DEVICES = envint("DSR_SHORT_REQUEST_DEVICES", 20, minimum=0)
     # Job functions a worker runs besides the portal's own (none in production; tests add one).
     DSR_WORKER_EXTRA_JOBS = envlist("DSR_WORKER_EXTRA_JOBS", [])
     DSR_DASHBOARD_CACHE_SECONDS = envint("DSR_DASHBOARD_CACHE_SECONDS", 300, minimum=0)
@@ -235,7 +237,9 @@ EMAIL_BACKEND = (
 
 # django-rq reads these for its staff-only dashboard; the portal's own code builds queues in
 # requests_app/queues.py so jobs are serialized as JSON, never pickle.
-RQ_QUEUE_NAMES = ["default", "fulfilment"]
+# A worker takes jobs from these in order: planning first, then short requests' fulfilment, then
+# the long ones' (which hand their workers back between devices; requests_app/jobs/fulfilment.py).
+RQ_QUEUE_NAMES = ["default", "fulfilment-short", "fulfilment"]
 RQ_QUEUES = {
     name: {
         "URL": REDIS_URL or "redis://127.0.0.1:6379/0",

@@ -49,7 +49,7 @@ def test_worker_serves_every_portal_queue(redis_db, settings):
     from requests_app.jobs.queues import worker
 
     names = {queue.name for queue in worker().queues}
-    assert names == set(settings.RQ_QUEUE_NAMES) == {"default", "fulfilment"}
+    assert names == set(settings.RQ_QUEUE_NAMES) == {"default", "fulfilment-short", "fulfilment"}
 
 
 # transaction=True: the scheduler calls close_old_connections() like a long-running process,

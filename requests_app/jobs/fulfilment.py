@@ -13,7 +13,9 @@ while a three-device request waits behind them. A job therefore hands its worker
 devices once it has run ``DSR_FULFILMENT_SLICE_SECONDS`` and other jobs are waiting (or once it
 has used half its RQ timeout, waiting or not): it re-enqueues its lane at the back of the queue
 and returns, and the waiting jobs get their turn. Leases are released device by device, so
-nothing is lost between turns.
+nothing is lost between turns. A short request's jobs (``DSR_SHORT_REQUEST_DEVICES``) have their
+own queue, which workers serve first, so they take the next free worker instead of queueing
+behind a long request's turns.
 
 ``run_job`` is the RQ job: its dotted path is named by jobs already queued in Redis.
 """
@@ -46,8 +48,10 @@ from requests_app.jobs.claims import (
 from requests_app.jobs.completion import fail, finish
 from requests_app.jobs.operations import FINISHED_STATES, UNFINISHED_STATES
 from requests_app.jobs.queues import (
+    FULFILMENT_QUEUES,
     RUN_JOB,
     enqueue_now,
+    fulfilment_queue,
     get_queue,
     next_turn_id,
     run_job_id,
@@ -87,10 +91,9 @@ def start(
     devices = data_request.devices.count()
     jobs = max(1, min(parallel, math.ceil(devices / settings.DSR_WORKER_THREADS)))
     DataRequest.objects.filter(pk=data_request.pk).update(last_enqueued_at=timezone.now())
+    queue = fulfilment_queue(data_request)
     for lane in range(1 if first_running else 0, jobs):
-        enqueue_now(
-            RUN_JOB, data_request.pk, queue="fulfilment", job_id=run_job_id(data_request, lane)
-        )
+        enqueue_now(RUN_JOB, data_request.pk, queue=queue, job_id=run_job_id(data_request, lane))
 
 
 def run_job(request_id: int) -> None:
@@ -105,23 +108,28 @@ def run_job(request_id: int) -> None:
             start(data_request, first_running=True)
     job = get_current_job()
     # In an RQ worker a job takes turns with the others; called directly it runs to the end.
-    turn = Turn(job.timeout, request_id) if job is not None else None
+    turn = Turn(job.timeout, request_id, job.origin) if job is not None else None
     run_threads(request_id, settings.DSR_WORKER_THREADS, turn)
     if job is not None and turn is not None and turn.over:
         hand_over(DataRequest.objects.get(pk=request_id), job.id)
 
 
 class Turn:
-    """When a job should give its worker back: after the slice when other jobs wait, or after
-    half its RQ timeout in any case. Shared by the job's threads."""
+    """When a job should give its worker back: after the slice when other jobs wait in its
+    queue or a more urgent one, or after half its RQ timeout in any case. Shared by the job's
+    threads."""
 
     def __init__(
         self,
         timeout: int | float | None,
         request_id: int,
+        queue: str = FULFILMENT_QUEUES[-1],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.request_id = request_id
+        # A job in the short queue does not give way to long jobs: a worker would take it
+        # straight back.
+        self.queues = FULFILMENT_QUEUES[: FULFILMENT_QUEUES.index(queue) + 1]
         self._clock = clock
         self.started = clock()
         self.slice = settings.DSR_FULFILMENT_SLICE_SECONDS
@@ -147,16 +155,16 @@ class Turn:
                 self.over = True
             elif elapsed >= self.slice and self._clock() - self._checked >= 1.0:
                 self._checked = self._clock()
-                self.over = others_waiting(self.request_id)
+                self.over = others_waiting(self.request_id, self.queues)
             return self.over
 
 
-def others_waiting(request_id: int) -> bool:
-    """Another request's jobs wait in the fulfilment queue. This request's own lanes do not
+def others_waiting(request_id: int, queues: tuple[str, ...] = FULFILMENT_QUEUES) -> bool:
+    """Another request's jobs wait in one of ``queues``. This request's own lanes do not
     count: handing the worker to them would only add a restart."""
     own = run_job_prefix(request_id)
     try:
-        waiting = get_queue("fulfilment").get_job_ids(0, 100)
+        waiting = [job_id for name in queues for job_id in get_queue(name).get_job_ids(0, 100)]
     except RedisError:
         return False
     return any(not job_id.startswith(own) for job_id in waiting)
@@ -167,7 +175,12 @@ def hand_over(data_request: DataRequest, job_id: str) -> None:
     if data_request.status != Status.RUNNING or not job_id:
         return
     DataRequest.objects.filter(pk=data_request.pk).update(last_enqueued_at=timezone.now())
-    enqueue_now(RUN_JOB, data_request.pk, queue="fulfilment", job_id=next_turn_id(job_id))
+    enqueue_now(
+        RUN_JOB,
+        data_request.pk,
+        queue=fulfilment_queue(data_request),
+        job_id=next_turn_id(job_id),
+    )
     log.info("%s: job %s gave its worker back after its turn", data_request.reference, job_id)
 
 
@@ -209,7 +222,10 @@ def retry(data_request: DataRequest, *, actor: Actor) -> None:
         DataRequest.objects.filter(pk=data_request.pk).update(failure={})
         transaction.on_commit(
             lambda: enqueue_now(
-                RUN_JOB, data_request.pk, queue="fulfilment", job_id=first_job_id(data_request)
+                RUN_JOB,
+                data_request.pk,
+                queue=fulfilment_queue(data_request),
+                job_id=first_job_id(data_request),
             )
         )
 

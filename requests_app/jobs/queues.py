@@ -47,6 +47,18 @@ def run_job_prefix(request_id: int) -> str:
     return f"dsr-run-{request_id}-"
 
 
+# The fulfilment queues, most urgent first (a worker listens to them in this order): a short
+# request's jobs go before a long one's, so three devices never wait behind ten thousand.
+FULFILMENT_QUEUES = ("fulfilment-short", "fulfilment")
+
+
+def fulfilment_queue(data_request: DataRequest) -> str:
+    """The queue a request's fulfilment jobs go to: short (at most
+    ``DSR_SHORT_REQUEST_DEVICES`` devices) or long."""
+    short = data_request.devices.count() <= settings.DSR_SHORT_REQUEST_DEVICES
+    return FULFILMENT_QUEUES[0] if short else FULFILMENT_QUEUES[1]
+
+
 def next_turn_id(job_id: str) -> str:
     """The id a lane's job re-enqueues itself under: the other of the lane's two ids."""
     return job_id.removesuffix("-b") if job_id.endswith("-b") else f"{job_id}-b"

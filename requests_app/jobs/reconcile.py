@@ -20,7 +20,14 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from requests_app.jobs import fulfilment
-from requests_app.jobs.queues import RUN_JOB, SCOPE_JOB, enqueue_now, get_queue, scope_job_id
+from requests_app.jobs.queues import (
+    RUN_JOB,
+    SCOPE_JOB,
+    enqueue_now,
+    fulfilment_queue,
+    get_queue,
+    scope_job_id,
+)
 from requests_app.models import AuditEvent, DataRequest, Operation, PlannedDevice, Status
 
 log = logging.getLogger(__name__)
@@ -110,7 +117,7 @@ def reconcile() -> int:
                 enqueue_now(
                     RUN_JOB,
                     data_request.pk,
-                    queue="fulfilment",
+                    queue=fulfilment_queue(data_request),
                     job_id=fulfilment.first_job_id(data_request),
                 )
                 DataRequest.objects.filter(pk=data_request.pk).update(last_enqueued_at=now)

@@ -14,7 +14,14 @@ from django.utils import timezone
 
 from requests_app.access import Refusal, may_decide, roles
 from requests_app.azure import AzureError, TargetsError
-from requests_app.jobs.queues import RUN_JOB, SCOPE_JOB, enqueue_on_commit, run_job_id, scope_job_id
+from requests_app.jobs.queues import (
+    RUN_JOB,
+    SCOPE_JOB,
+    enqueue_on_commit,
+    fulfilment_queue,
+    run_job_id,
+    scope_job_id,
+)
 from requests_app.models import Approval, AuditEvent, DataRequest, IllegalTransition, Status
 from requests_app.workflow import emails
 from requests_app.workflow.tokens import approval_url
@@ -225,5 +232,7 @@ def _record_decision(
         )
         if approved >= locked.approvals_required:
             locked.transition(Status.APPROVED, actor=approver, actor_kind=actor_kind)
-            enqueue_on_commit(RUN_JOB, locked.pk, queue="fulfilment", job_id=run_job_id(locked))
+            enqueue_on_commit(
+                RUN_JOB, locked.pk, queue=fulfilment_queue(locked), job_id=run_job_id(locked)
+            )
     return approval
