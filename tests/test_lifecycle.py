@@ -75,13 +75,13 @@ def test_erasure_needs_two_distinct_approvers(
     decide(request, approver)
     request.refresh_from_db()
     assert request.status == Status.AWAITING_APPROVAL
-    assert redis_db.llen("rq:queue:fulfilment") == 0
+    assert redis_db.llen("rq:queue:fulfilment-short") == 0
     with pytest.raises(lifecycle.DecisionRefused, match="already decided"):
         decide(request, approver)
     decide(request, approver2)
     request.refresh_from_db()
     assert request.status == Status.APPROVED
-    assert redis_db.llen("rq:queue:fulfilment") == 1  # enqueued after commit
+    assert redis_db.llen("rq:queue:fulfilment-short") == 1  # after commit; one device: short
 
 
 def test_rejection_needs_a_reason_and_emails_the_officer(azure, officer, approver, run_jobs):
