@@ -47,6 +47,9 @@ FAULT_DEFAULTS = {
     # (or still) what POST /devices/query answers.
     "query_lag_seconds": 0.0,
     "retry_after": False,
+    # Other applications spend the same throttles (a hub's quota is shared by every client of
+    # it): this share of calls is refused with 429 whatever this client's own rate.
+    "busy_rate": 0.0,
 }
 # Methods whose success changes the state (every POST of both APIs is a read: query,
 # attestationmechanism).
@@ -253,6 +256,13 @@ class Simulator:
         try:
             if plan["error"]:
                 raise ApiError(plan["error"], "Injected fault: the service could not answer.")
+            if plan["busy"]:
+                raise ApiError(
+                    "throttled",
+                    "Throttling: the operation rate is too high.",
+                    None,
+                    {"Retry-After": retry_after_header(1.0)} if self._faults["retry_after"] else {},
+                )
             response = self._serve(req, service, query)
         except ApiError as error:
             status, extra, body = error.render(service)
@@ -326,7 +336,10 @@ class Simulator:
             f = self._faults
             # Always draw the same count so the fault sequence depends only on seed and order.
             jitter, drop, error, kind, after = (self._rng.random() for _ in range(5))
+            # Drawn only when set, so the sequences of the other faults stay as they were.
+            busy = self._rng.random() < f["busy_rate"] if f["busy_rate"] else False
             return {
+                "busy": busy,
                 "latency": (f["latency_ms"] + f["jitter_ms"] * jitter) / 1000.0,
                 "drop": drop < f["drop_rate"],
                 "error": ("server_error" if kind < 0.5 else "unavailable")

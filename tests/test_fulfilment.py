@@ -526,6 +526,37 @@ def few_attempts(monkeypatch):
     return policy
 
 
+def test_a_storm_of_429s_slows_the_erasure_and_never_fails_it(
+    serve_simulator, officer, approver, approver2, run_jobs, few_attempts, settings
+):
+    # Other applications spend the hubs' and the DPS's throttles: half of all calls are
+    # refused with 429, whatever the portal's own pace. The client gives up after two attempts
+    # (few_attempts), so operations run out of retries again and again.
+    sim = serve_simulator(devices=30, throttle_scale=60)
+    ids, hub_devices, picked = pick_mix(sim)
+    request = plan(
+        make_request(officer, ids, kind="erasure", hub_devices=hub_devices), officer, run_jobs
+    )
+    before = sim.state()
+    sim.set_faults(busy_rate=0.5)
+    calls_before = len(sim.calls)
+    approve(request, approver, approver2)
+    run_jobs()
+    request.refresh_from_db()
+    assert request.status == Status.COMPLETED, request.failure
+    storm = [c for c in sim.calls[calls_before:] if c["status"] == 429]
+    assert len(storm) >= 10
+    # Operations were handed back and run again (attempt > 1), none failed, all recorded.
+    assert request.operations.filter(attempt__gt=1).exists()
+    assert not request.operations.filter(state=Operation.State.FAILED).exists()
+    assert_erased(request, picked, before, sim.state())
+    cert = request.artifacts.get(kind=Artifact.Kind.CERTIFICATE_JSON)
+    content = json.loads((Path(django_settings.DSR_DATA_DIR) / cert.path).read_text())
+    assert "not verified" not in json.dumps(content)
+    assert_operations_recorded(request)
+    assert_audit_matches_calls(request, sim.calls)
+
+
 def test_failed_operation_then_retry_runs_only_what_is_left(
     azure, officer, approver, approver2, run_jobs, few_attempts, monkeypatch
 ):

@@ -625,6 +625,21 @@ def test_dps_throttle_body_and_no_retry_after_by_default():
         assert "Retry-After" not in throttled.headers
 
 
+def test_a_busy_hub_refuses_a_share_of_calls_with_azures_429_whatever_the_rate():
+    """busy_rate: other applications spend the same throttles (a 429 storm)."""
+    sim = Simulator(seed=1, devices=5, busy_rate=1.0, retry_after=True)
+    with client(sim, HUB) as hub, client(sim, DPS) as dps:
+        throttled = hub.get("/devices")
+        assert_hub_error(throttled, 429, "ThrottlingException")
+        assert throttled.headers["Retry-After"] == "1"
+        assert_dps_error(dps.post("/enrollments/query", json={"query": "*"}), 429, 429001)
+        sim.set_faults(busy_rate=0.5)
+        statuses = [hub.get("/devices").status_code for _ in range(40)]
+        assert 5 < statuses.count(429) < 35 and set(statuses) == {200, 429}
+    with pytest.raises(ValueError, match="busy_rate out of range"):
+        sim.set_faults(busy_rate=1.5)
+
+
 def test_throttle_scale_speeds_up_and_zero_disables():
     clock = FakeClock()
     sim = Simulator(seed=1, devices=5, throttle_scale=60, clock=clock)

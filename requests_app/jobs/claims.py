@@ -124,19 +124,22 @@ def hand_back(op: Operation) -> None:
 
 
 def record(op: Operation, outcome: OperationOutcome) -> bool:
-    """Store the outcome only if this worker still holds the operation (same attempt)."""
+    """Store the outcome only if this worker still holds the operation (same attempt). A
+    pending outcome (throttled) hands the operation back with what Azure answered."""
+    pending = outcome["state"] == Operation.State.PENDING
     return bool(
         Operation.objects.filter(
             pk=op.pk, state=Operation.State.RUNNING, attempt=op.attempt, claimed_by=op.claimed_by
         ).update(
             state=outcome["state"],
+            claimed_by="" if pending else op.claimed_by,
             http_status=outcome.get("http_status"),
             error_code=outcome.get("error_code") or "",
             azure_request_id=outcome.get("request_id") or "",
             tracking_id=outcome.get("tracking_id") or "",
             duration_ms=outcome.get("duration_ms"),
             message=outcome.get("message", "")[:2000],
-            finished_at=timezone.now(),
+            finished_at=None if pending else timezone.now(),
             lease_until=None,
         )
     )

@@ -3,13 +3,22 @@ way the entry says, and for an export the document stored (``evidence.store``).
 
 Azure's answers never raise from here: an error becomes a failed outcome with Azure's status,
 code and message, and a host that is not a configured target a skipped one (nothing called).
+Throttling is not an error of the operation: a call still throttled (429, or no pacing token)
+when the client's retries run out leaves the operation pending, to run again later, so a storm
+of 429s slows a plan and never fails it.
 """
 
 from __future__ import annotations
 
 from typing import Required, TypedDict
 
-from requests_app.azure import AzureClients, AzureError, AzureResponse, UnconfiguredTarget
+from requests_app.azure import (
+    AzureClients,
+    AzureError,
+    AzureResponse,
+    Throttled,
+    UnconfiguredTarget,
+)
 from requests_app.evidence.store import ExportStore
 from requests_app.jobs.operation_types import ids_of
 from requests_app.jobs.operations import API_VERSIONS, OPERATIONS
@@ -26,6 +35,7 @@ class OperationOutcome(TypedDict, total=False):
     tracking_id: str | None
     duration_ms: int
     message: str
+    retry_after: float | None  # pending outcomes (throttled): seconds Azure asked to wait
 
 
 def outcome_of(response: AzureResponse, state: str, message: str = "") -> OperationOutcome:
@@ -48,6 +58,15 @@ def execute(op: Operation, data_request: DataRequest, clients: AzureClients) -> 
         response = entry.call(client, ids_of(op.device, op.module_id))
     except UnconfiguredTarget as exc:
         return {"state": Operation.State.SKIPPED, "message": f"not a configured target: {exc}"}
+    except Throttled as exc:
+        return {
+            "state": Operation.State.PENDING,
+            "http_status": exc.status,
+            "error_code": exc.error_code,
+            "request_id": exc.request_id,
+            "retry_after": exc.retry_after,
+            "message": f"throttled, to be run again: {exc}",
+        }
     except AzureError as exc:
         return {
             "state": Operation.State.FAILED,

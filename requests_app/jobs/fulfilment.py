@@ -65,6 +65,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The longest a thread pauses after an operation was throttled past the client's retries.
+THROTTLED_PAUSE = 30.0
+
 
 # --- entry points -------------------------------------------------------------------------
 
@@ -321,6 +324,12 @@ class Runner:
                 return
             if outcome["state"] == Operation.State.FAILED:
                 fail(data_request, claimed)
+                return
+            if outcome["state"] == Operation.State.PENDING:
+                # Throttled past the client's retries: give the device back and let the
+                # bucket refill; this or another thread runs the operation again later.
+                release_device(device, self.name)
+                time.sleep(min(max(outcome.get("retry_after") or 1.0, 1.0), THROTTLED_PAUSE))
                 return
         release_device(device, self.name)
 
