@@ -32,33 +32,48 @@ class Clock:
 
 def test_a_turn_ends_after_the_slice_when_others_wait_or_at_half_the_timeout(settings, monkeypatch):
     settings.DSR_FULFILMENT_SLICE_SECONDS = 30
-    waiting = []
-    monkeypatch.setattr(fulfilment, "others_waiting", lambda request_id, queues: bool(waiting))
+    waiting = set()  # the queues with another request's job in them
+    monkeypatch.setattr(
+        fulfilment, "others_waiting", lambda request_id, queues: bool(waiting & set(queues))
+    )
     clock = Clock()
-    turn = fulfilment.Turn(timeout=600, request_id=1, clock=clock)
-    waiting.append("job")
+    turn = fulfilment.Turn(timeout=600, request_id=1, queue="fulfilment", clock=clock)
+    waiting.add("fulfilment")
     clock.now += 31
     assert not turn.ended()  # no device run yet in this turn: it never ends empty-handed
     turn.worked()
     waiting.clear()
     clock.now -= 2
-    waiting.append("job")
-    assert not turn.ended()  # inside the slice: keeps going even with others waiting
+    waiting.add("fulfilment")
+    assert not turn.ended()  # inside the slice: keeps going even with other long jobs waiting
     waiting.clear()
     clock.now += 2
     assert not turn.ended()  # past the slice, nobody waiting: keeps going
-    clock.now += 0.5
-    waiting.append("job")
-    assert not turn.ended()  # the queue is asked at most once a second
-    clock.now += 1
+    clock.now += 0.2
+    waiting.add("fulfilment")
+    assert not turn.ended()  # the queues are asked at most every CHECK_SECONDS
+    clock.now += fulfilment.CHECK_SECONDS
     assert turn.ended() and turn.ended()  # over, and stays over
-    alone = fulfilment.Turn(timeout=600, request_id=1, clock=clock)
+    alone = fulfilment.Turn(timeout=600, request_id=1, queue="fulfilment", clock=clock)
     alone.worked()
     waiting.clear()
     clock.now += 299
     assert not alone.ended()
     clock.now += 1
     assert alone.ended()  # half the RQ timeout: hand over even when nobody waits
+    # A short request's job waiting ends a long job's turn after the device in hand, inside
+    # the slice; a short job never gives way to a long one.
+    long = fulfilment.Turn(timeout=600, request_id=1, queue="fulfilment", clock=clock)
+    short = fulfilment.Turn(timeout=600, request_id=2, queue="fulfilment-short", clock=clock)
+    long.worked()
+    short.worked()
+    waiting.add("fulfilment-short")
+    assert long.ended()
+    waiting.add("fulfilment")
+    waiting.discard("fulfilment-short")
+    assert not short.ended()
+    clock.now += 31
+    assert not short.ended()
 
 
 def test_only_another_requests_jobs_end_a_turn(officer, redis_db):

@@ -67,6 +67,8 @@ log = logging.getLogger(__name__)
 
 # The longest a thread pauses after an operation was throttled past the client's retries.
 THROTTLED_PAUSE = 30.0
+# How often a running job asks Redis whether others wait for a worker.
+CHECK_SECONDS = 0.5
 
 
 # --- entry points -------------------------------------------------------------------------
@@ -119,8 +121,8 @@ def run_job(request_id: int) -> None:
 
 class Turn:
     """When a job should give its worker back: after the slice when other jobs wait in its
-    queue or a more urgent one, or after half its RQ timeout in any case. Shared by the job's
-    threads."""
+    queue, at once (after a device) when a short request's job waits for a long job's worker,
+    or after half its RQ timeout in any case. Shared by the job's threads."""
 
     def __init__(
         self,
@@ -131,8 +133,11 @@ class Turn:
     ) -> None:
         self.request_id = request_id
         # A job in the short queue does not give way to long jobs: a worker would take it
-        # straight back.
-        self.queues = FULFILMENT_QUEUES[: FULFILMENT_QUEUES.index(queue) + 1]
+        # straight back. A long job gives way to a waiting short one at once (after the device
+        # in hand), to another long one after its slice.
+        rank = FULFILMENT_QUEUES.index(queue)
+        self.queues = FULFILMENT_QUEUES[: rank + 1]
+        self.urgent = FULFILMENT_QUEUES[:rank]
         self._clock = clock
         self.started = clock()
         self.slice = settings.DSR_FULFILMENT_SLICE_SECONDS
@@ -156,9 +161,12 @@ class Turn:
             elapsed = self._clock() - self.started
             if elapsed >= self.limit:
                 self.over = True
-            elif elapsed >= self.slice and self._clock() - self._checked >= 1.0:
+            elif self._clock() - self._checked >= CHECK_SECONDS:
                 self._checked = self._clock()
-                self.over = others_waiting(self.request_id, self.queues)
+                if elapsed >= self.slice:
+                    self.over = others_waiting(self.request_id, self.queues)
+                elif self.urgent:
+                    self.over = others_waiting(self.request_id, self.urgent)
             return self.over
 
 
