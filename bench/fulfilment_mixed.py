@@ -1,7 +1,10 @@
 """The mixed run of ``bench/fulfilment.py --mixed N``: one N-device erasure and twenty 3-device
-exports submitted together. Each small export is first timed alone (approval to completed, with
-the same workers waiting), then in the mix; the goal is that each finishes within twice its time
-alone. ``h`` is the benchmark module (its setup helpers)."""
+exports submitted together. The small exports are timed three ways (approval to completed, the
+same workers waiting): one at a time alone; twenty approved together without the erasure; and
+twenty together with the erasure. The issue's goal is each within twice its time alone; twenty
+requests on four workers and two cores also wait for each other, so the run prints both
+comparisons: against one alone, and against the twenty without the erasure (what the large
+request costs them). ``h`` is the benchmark module (its setup helpers)."""
 
 import statistics
 import time
@@ -48,14 +51,18 @@ def mixed(args, tmp, h):
     large = args.mixed
     sim, server = h.start_simulator(int(large * 1.6) + 200, args.scale, tmp)
     officer, approvers = h.users()
-    batches = small_batches(sim, SMALL * 2)
-    alone_batches, mix_batches = batches[:SMALL], batches[SMALL:]
+    batches = small_batches(sim, SMALL * 3)
+    alone_batches, together_batches = batches[:SMALL], batches[SMALL : SMALL * 2]
+    mix_batches = batches[SMALL * 2 :]
     # Everything is planned before the workers start (planning runs in this process).
     alone_requests = [
         h.plan(h.make_request(officer, ids, [], "export"), officer) for ids in alone_batches[:5]
     ]
+    together = [
+        h.plan(h.make_request(officer, ids, [], "export"), officer) for ids in together_batches
+    ]
     regs, hub_devices = h.pick(sim, large)
-    used = {r for ids in mix_batches + alone_batches for r in ids}
+    used = {r for ids in batches for r in ids}
     regs = [r for r in regs if r not in used]
     big = h.plan(h.make_request(officer, regs, hub_devices, "erasure"), officer)
     smalls = [h.plan(h.make_request(officer, ids, [], "export"), officer) for ids in mix_batches]
@@ -67,7 +74,11 @@ def mixed(args, tmp, h):
             h.approve(request, approvers)
             wait_all([request], workers, args.timeout)
             alone.append(completed_in(request))
-        time.sleep(10.5)  # let the buckets refill before the mix
+        time.sleep(10.5)  # let the buckets refill
+        for request in together:
+            h.approve(request, approvers)
+        wait_all(together, workers, args.timeout)
+        time.sleep(10.5)
         h.approve(big, approvers)
         for request in smalls:
             h.approve(request, approvers)
@@ -77,6 +88,7 @@ def mixed(args, tmp, h):
         server.shutdown()
     typical = statistics.median(alone)
     in_mix = [completed_in(r) for r in smalls]
+    without = [completed_in(r) for r in together]
     print(
         f"mixed run: a {big.devices.count()}-device erasure ({big.status}, "
         f"{completed_in(big):.1f}s) and {len(smalls)} exports of {SMALL_DEVICES} devices, "
@@ -90,9 +102,20 @@ def mixed(args, tmp, h):
         f"  small exports in the mix: median {statistics.median(in_mix):.1f}s, "
         f"slowest {max(in_mix):.1f}s, statuses {sorted({r.status for r in smalls})}"
     )
+    print(
+        f"  twenty together without the erasure: median {statistics.median(without):.1f}s, "
+        f"slowest {max(without):.1f}s"
+    )
     within = sum(1 for t in in_mix if t <= 2 * typical)
     print(
-        f"  within 2x alone ({2 * typical:.1f}s): {within} of {len(in_mix)} "
-        f"(slowest/alone {max(in_mix) / typical:.2f}; goal: all)"
+        f"  within 2x one alone ({2 * typical:.1f}s): {within} of {len(in_mix)} "
+        f"(slowest/alone {max(in_mix) / typical:.2f}; the issue's goal: all)"
+    )
+    # Rank by rank: the k-th fastest in the mix against the k-th fastest without the erasure.
+    ratios = [m / w for m, w in zip(sorted(in_mix), sorted(without), strict=True)]
+    print(
+        f"  against the twenty without the erasure, rank by rank: "
+        f"{sum(1 for r in ratios if r <= 2)} of {len(ratios)} within 2x "
+        f"(median ratio {statistics.median(ratios):.2f}, highest {max(ratios):.2f})"
     )
     return all(r.status == Status.COMPLETED for r in smalls)
