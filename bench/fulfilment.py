@@ -15,7 +15,8 @@ Prints: the throttle-implied minimum time (for each bucket: calls needed / allow
 slowest bucket bounds the run), the actual time, their ratio (goal >= 0.90), 429s seen by the
 simulator and failed calls (goal 0), the calls per device in each bucket (scoping, fulfilment,
 in all) and the projection to 10,000 devices on S1 x 1 hubs (``fulfilment_calls``), and with
-``--memory A,B`` the peak worker RSS of an export of A vs B devices (goal: B/A <= 1.2).
+``--memory A,B`` the peak worker RSS of an export of A vs B devices (goal: B/A <= 1.2);
+``--simulator-process`` serves the simulator as its own process for that (``remote_sim``).
 """
 
 import argparse
@@ -34,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 import fulfilment_calls  # noqa: E402 - bench/ is on sys.path when run as a script
 import fulfilment_mixed  # noqa: E402
+import remote_sim  # noqa: E402
 
 
 def setup_environment(tmp):
@@ -71,14 +73,20 @@ def setup_environment(tmp):
     return redis
 
 
-def start_simulator(devices, scale, tmp):
+def start_simulator(devices, scale, tmp, process=False):
+    """The simulator and what stops it: in this process (a thread), or with ``process`` as
+    ``manage.py azuresim`` (``remote_sim``), answering the same questions."""
     from simulator.app import Simulator
     from simulator.server import serve
     from simulator.targets import write_targets
 
-    sim = Simulator(seed=1, devices=devices, throttle_scale=scale)
-    server = serve(sim)
-    path = write_targets(sim, tmp / "azure" / "targets.toml", server.url)
+    if process:
+        sim = server = remote_sim.RemoteSimulator(devices, scale, tmp / "azure" / "targets.toml")
+        path = sim.targets_path
+    else:
+        sim = Simulator(seed=1, devices=devices, throttle_scale=scale)
+        server = serve(sim)
+        path = write_targets(sim, tmp / "azure" / "targets.toml", server.url)
     os.environ["DSR_AZURE_TARGETS"] = str(path)
     from django.conf import settings
 
@@ -320,7 +328,9 @@ def throughput(args, tmp):
 
 def memory(args, tmp):
     small, large = (int(x) for x in args.memory.split(","))
-    sim, server = start_simulator(int(large * 1.3) + 20, args.scale, tmp)
+    sim, server = start_simulator(
+        int(large * 1.3) + 20, args.scale, tmp, process=args.simulator_process
+    )
     officer, approvers = users()
     peaks = {}
     try:
@@ -366,6 +376,11 @@ def main():
         help="A,B: also compare peak worker RSS for exports of A and B devices (e.g. 100,10000)",
     )
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument(
+        "--simulator-process",
+        action="store_true",
+        help="--memory: serve the simulator as its own process (manage.py azuresim)",
+    )
     parser.add_argument(
         "--mixed",
         type=int,
