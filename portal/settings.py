@@ -115,6 +115,10 @@ try:
     DSR_FULFILMENT_SLICE_SECONDS = envint("DSR_FULFILMENT_SLICE_SECONDS", 2, minimum=0)
     # A request of at most this many devices is "short": its jobs go before the long ones'.
     DSR_SHORT_REQUEST_DEVICES = envint("DSR_SHORT_REQUEST_DEVICES", 20, minimum=0)
+    # Retention (requests_app/evidence/retention.py): days after a request's completion.
+    DSR_EXPORT_RETENTION_DAYS = envint("DSR_EXPORT_RETENTION_DAYS", 30, minimum=1)
+    DSR_EVIDENCE_RETENTION_DAYS = envint("DSR_EVIDENCE_RETENTION_DAYS", 6 * 365, minimum=365)
+    DSR_RETENTION_CHECK_SECONDS = envint("DSR_RETENTION_CHECK_SECONDS", 3600, minimum=60)
     # Job functions a worker runs besides the portal's own (none in production; tests add one).
     DSR_WORKER_EXTRA_JOBS = envlist("DSR_WORKER_EXTRA_JOBS", [])
     DSR_DASHBOARD_CACHE_SECONDS = envint("DSR_DASHBOARD_CACHE_SECONDS", 300, minimum=0)

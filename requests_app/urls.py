@@ -3,7 +3,7 @@ this at the root beside sign-in, the admin and Django's own."""
 
 from django.urls import include, path
 
-from requests_app.views import approval, intake, officer, reports, requests, system
+from requests_app.views import approval, intake, officer, reports, requests, retention, system
 
 urlpatterns = [
     path("", officer.dashboard, name="home"),
@@ -20,6 +20,7 @@ urlpatterns = [
     path("requests/<str:reference>/resend", requests.request_resend, name="request_resend"),
     path("requests/<str:reference>/decide", requests.request_decide, name="request_decide"),
     path("requests/<str:reference>/extend", officer.request_extend, name="request_extend"),
+    path("requests/<str:reference>/legal-hold", retention.legal_hold, name="legal_hold"),
     path(
         "requests/<str:reference>/artifacts/<str:kind>/",
         requests.artifact_download,

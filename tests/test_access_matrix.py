@@ -121,6 +121,16 @@ MATRIX = {
         Case("/requests/{a}/extend", same(302, 405)),
         Case("/requests/{a}/extend", POST_WRONG_ROLE, method="POST", unchanged=True),
     ],
+    "requests/<str:reference>/legal-hold": [
+        Case("/requests/{a}/legal-hold", same(302, 405)),
+        # Officers and admins may place a hold; without a reason nothing is placed.
+        Case(
+            "/requests/{a}/legal-hold",
+            (302, 302, 302, 404, 404, 302),
+            method="POST",
+            unchanged=True,
+        ),
+    ],
     "requests/<str:reference>/artifacts/<str:kind>/": [
         Case(
             "/requests/{a}/artifacts/export_archive/", (302, 200, 404, 404, 404, 200), download=True

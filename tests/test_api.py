@@ -265,6 +265,7 @@ def test_plan_progress_approvals_and_artifacts(api, officer, approver):
             "url": f"/requests/{req.reference}/artifacts/certificate_json/",
             "sha256": "ab" * 32,
             "size": 12,
+            "purged_at": None,
         }
     ]
 

@@ -137,6 +137,7 @@ def request_detail(req):
                 "url": f"{base}artifacts/{artifact.kind}/",
                 "sha256": artifact.sha256,
                 "size": artifact.size,
+                "purged_at": artifact.purged_at,
             }
             for artifact in req.artifacts.all()
         ],

@@ -216,9 +216,12 @@ class Artifact(BaseModel):
     """A file the portal made for the request (downloaded in the portal, signed in)."""
 
     kind: Annotated[str, OneOf(lambda: models.Artifact.Kind.values)]
-    url: str = Field(description="Download in the portal")
+    url: str = Field(description="Download in the portal (410 Gone once purged)")
     sha256: str
     size: int
+    purged_at: Timestamp | None = Field(
+        None, description="When the file was deleted under its retention rule (null: kept)"
+    )
 
 
 class Request(RequestSummary):

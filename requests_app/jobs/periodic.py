@@ -28,7 +28,7 @@ _FAILED = object()  # what _run returns for a task that raised
 def tasks() -> list[tuple[str, int, Callable[[], object]]]:
     """(name, interval seconds, callable) for each periodic task."""
     from requests_app.accounts import noise
-    from requests_app.evidence import checkpoints
+    from requests_app.evidence import checkpoints, retention
     from requests_app.jobs import reconcile
 
     return [
@@ -37,6 +37,8 @@ def tasks() -> list[tuple[str, int, Callable[[], object]]]:
         # Anonymous repeats counted in Redis are written as summaries once their window ends.
         ("anonymous_noise", settings.DSR_NOISE_WINDOW_SECONDS, noise.flush),
         ("audit_checkpoint", settings.DSR_AUDIT_CHECKPOINT_SECONDS, checkpoints.write_checkpoint),
+        # Files past their retention deadline are deleted, each deletion audited.
+        ("retention", settings.DSR_RETENTION_CHECK_SECONDS, retention.purge_due),
     ]
 
 

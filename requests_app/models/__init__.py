@@ -16,6 +16,7 @@ from requests_app.models.requests import (
     RequestIdentifier,
     Status,
 )
+from requests_app.models.retention import LegalHold
 
 __all__ = [
     "ApiToken",
@@ -28,6 +29,7 @@ __all__ = [
     "ExternalIdentity",
     "IllegalTransition",
     "Kind",
+    "LegalHold",
     "Operation",
     "OutboxMessage",
     "PlannedDevice",

@@ -384,6 +384,9 @@ class Artifact(models.Model):
     sha256 = models.CharField(max_length=64)
     size = models.BigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # Deleted under a retention rule: the file is gone, this row (and its hash) stays.
+    purged_at = models.DateTimeField(null=True, blank=True)
+    purge_rule = models.CharField(max_length=40, blank=True)
 
     class Meta:
         ordering = ["created_at"]

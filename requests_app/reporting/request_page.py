@@ -164,3 +164,20 @@ def failure_words(req):
     if failure.get("message"):
         text += f": {failure['message']}"
     return text
+
+
+def retention(req):
+    """What the request page says about forgetting: the legal hold, if any, and for each file
+    when it was or will be deleted and under which rule."""
+    from requests_app.evidence import retention as rules
+    from requests_app.models import LegalHold
+
+    hold = LegalHold.objects.filter(request=req).select_related("placed_by").first()
+    files = []
+    for artifact in req.artifacts.all():
+        rule = rules.rule_for(artifact.kind)
+        due = None
+        if not artifact.purged_at and hold is None and req.completed_at:
+            due = rule.deadline(req.completed_at)
+        files.append({"artifact": artifact, "rule": rule, "due": due})
+    return {"hold": hold, "files": files}

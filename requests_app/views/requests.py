@@ -22,6 +22,7 @@ from requests_app.models import (
 from requests_app.models.requests import FINAL_STATUSES, TRANSITIONS
 from requests_app.reporting import plan_view, request_page
 from requests_app.reporting.progress import progress_of
+from requests_app.views import retention as retention_views
 from requests_app.workflow import deadlines, lifecycle
 
 
@@ -70,6 +71,8 @@ def request_detail(request, reference):
         "cost": cost.plan_cost(req)
         if req.status in (Status.AWAITING_APPROVAL, Status.APPROVED)
         else None,
+        "retention": request_page.retention(req),
+        "can_hold": access.has_any(user, (roles.OFFICER, roles.ADMIN)),
     }
     return render(request, "requests_app/request_detail.html", context)
 
@@ -188,6 +191,8 @@ def request_decide(request, reference):
 @require_GET
 def artifact_download(request, reference, kind):
     artifact = access.artifact_for_download(request.user, reference, kind)
+    if artifact.purged_at:
+        return retention_views.purged(request, artifact)
     try:
         path = artifact_path(artifact)
     except ValueError:

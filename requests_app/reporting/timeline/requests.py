@@ -32,6 +32,10 @@ ACTIONS = {
     "work_resumed": "Worker lost, work resumed",
     "artifact_created": "File stored",
     "artifact_downloaded": "File downloaded",
+    "artifact_purged": "File deleted (retention)",
+    "exported_documents_purged": "Exported documents deleted (retention)",
+    "legal_hold_placed": "Legal hold placed",
+    "legal_hold_released": "Legal hold released",
     "report_downloaded": "Report downloaded",
     "request_finished": "Request finished",
     "azure_targets_loaded": "Azure targets file loaded (changed)",
@@ -169,6 +173,18 @@ def _artifact(e, d):
     return f"Stored: {what}" + (f" ({', '.join(parts)})" if parts else "")
 
 
+def _purged(e, d):
+    what = ARTIFACTS.get(d.get("kind"), readable(d.get("kind")))
+    days = d.get("days")
+    rule = f"{d.get('rule')} rule, {days} days after completion" if days else d.get("rule")
+    return f"Deleted under the retention rule ({rule}): {what}"
+
+
+def _hold(e, d):
+    verb = "placed" if e.action == "legal_hold_placed" else "released"
+    return f"Legal hold {verb}: {d.get('reason', '')}"
+
+
 def _report(e, d):
     what = REPORTS.get(d.get("kind"), readable(d.get("kind")).lower())
     text = f"Downloaded {what}"
@@ -230,6 +246,10 @@ DESCRIBERS = {
     "work_resumed": _work_resumed,
     "artifact_created": _artifact,
     "artifact_downloaded": _artifact,
+    "artifact_purged": _purged,
+    "exported_documents_purged": lambda e, d: "Exported documents deleted (retention)",
+    "legal_hold_placed": _hold,
+    "legal_hold_released": _hold,
     "report_downloaded": _report,
     "request_created": _request_created,
     "plan_stored": _plan_stored,
