@@ -119,6 +119,14 @@ try:
     DSR_EXPORT_RETENTION_DAYS = envint("DSR_EXPORT_RETENTION_DAYS", 30, minimum=1)
     DSR_EVIDENCE_RETENTION_DAYS = envint("DSR_EVIDENCE_RETENTION_DAYS", 6 * 365, minimum=365)
     DSR_RETENTION_CHECK_SECONDS = envint("DSR_RETENTION_CHECK_SECONDS", 3600, minimum=60)
+    # Delivery links to the data subject (requests_app/evidence/delivery.py): the defaults an
+    # officer starts from, and the most they may choose.
+    DSR_DELIVERY_DAYS = envint("DSR_DELIVERY_DAYS", 7, minimum=1)
+    DSR_DELIVERY_MAX_DAYS = envint("DSR_DELIVERY_MAX_DAYS", 30, minimum=1)
+    DSR_DELIVERY_DOWNLOADS = envint("DSR_DELIVERY_DOWNLOADS", 3, minimum=1)
+    DSR_DELIVERY_MAX_DOWNLOADS = envint("DSR_DELIVERY_MAX_DOWNLOADS", 10, minimum=1)
+    # Wrong passphrases before a link locks for good (the officer makes a new one).
+    DSR_DELIVERY_ATTEMPTS = envint("DSR_DELIVERY_ATTEMPTS", 5, minimum=1)
     # Job functions a worker runs besides the portal's own (none in production; tests add one).
     DSR_WORKER_EXTRA_JOBS = envlist("DSR_WORKER_EXTRA_JOBS", [])
     DSR_DASHBOARD_CACHE_SECONDS = envint("DSR_DASHBOARD_CACHE_SECONDS", 300, minimum=0)

@@ -3,7 +3,16 @@ this at the root beside sign-in, the admin and Django's own."""
 
 from django.urls import include, path
 
-from requests_app.views import approval, intake, officer, reports, requests, retention, system
+from requests_app.views import (
+    approval,
+    delivery,
+    intake,
+    officer,
+    reports,
+    requests,
+    retention,
+    system,
+)
 
 urlpatterns = [
     path("", officer.dashboard, name="home"),
@@ -21,6 +30,15 @@ urlpatterns = [
     path("requests/<str:reference>/decide", requests.request_decide, name="request_decide"),
     path("requests/<str:reference>/extend", officer.request_extend, name="request_extend"),
     path("requests/<str:reference>/legal-hold", retention.legal_hold, name="legal_hold"),
+    path("requests/<str:reference>/deliveries", delivery.delivery_create, name="delivery_create"),
+    path(
+        "requests/<str:reference>/deliveries/<int:pk>/revoke",
+        delivery.delivery_revoke,
+        name="delivery_revoke",
+    ),
+    # The data subject's link: no account, a passphrase.
+    path("d/<str:token>/", delivery.delivery_open, name="delivery_open"),
+    path("d/<str:token>/download", delivery.delivery_download, name="delivery_download"),
     path(
         "requests/<str:reference>/artifacts/<str:kind>/",
         requests.artifact_download,

@@ -131,6 +131,24 @@ MATRIX = {
             unchanged=True,
         ),
     ],
+    # Delivery links: only who may download the archive may make or revoke them ({a} is not
+    # completed: refused with a message, nothing made).
+    "requests/<str:reference>/deliveries": [
+        Case("/requests/{a}/deliveries", same(302, 405)),
+        Case(
+            "/requests/{a}/deliveries",
+            (302, 302, 404, 404, 404, 302),
+            method="POST",
+            unchanged=True,
+        ),
+    ],
+    "requests/<str:reference>/deliveries/<int:pk>/revoke": [
+        Case("/requests/{a}/deliveries/1/revoke", same(302, 405)),
+        Case("/requests/{a}/deliveries/1/revoke", same(302, 404), method="POST", unchanged=True),
+    ],
+    # The data subject's pages need no account; an unknown token is a 404 for everyone.
+    "d/<str:token>/": [Case("/d/not-a-token/", same(404, 404))],
+    "d/<str:token>/download": [Case("/d/not-a-token/download", same(404, 404))],
     "requests/<str:reference>/artifacts/<str:kind>/": [
         Case(
             "/requests/{a}/artifacts/export_archive/", (302, 200, 404, 404, 404, 200), download=True

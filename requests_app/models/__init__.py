@@ -2,6 +2,7 @@
 
 from requests_app.models.accounts import ApiToken, ExternalIdentity
 from requests_app.models.audit import AuditCheckpoint, AuditEvent, CheckpointDelivery
+from requests_app.models.delivery import Delivery
 from requests_app.models.outbox import OutboxMessage
 from requests_app.models.requests import (
     Approval,
@@ -26,6 +27,7 @@ __all__ = [
     "AuditEvent",
     "CheckpointDelivery",
     "DataRequest",
+    "Delivery",
     "ExternalIdentity",
     "IllegalTransition",
     "Kind",

@@ -181,3 +181,25 @@ def retention(req):
             due = rule.deadline(req.completed_at)
         files.append({"artifact": artifact, "rule": rule, "due": due})
     return {"hold": hold, "files": files}
+
+
+def deliveries(req, user):
+    """The delivery card: whether ``user`` may make links here, and each link with its state."""
+    from django.conf import settings
+
+    from requests_app import access
+    from requests_app.evidence import delivery
+
+    archive = delivery.archive_of(req)
+    if archive is None or not access.can_download(user, archive):
+        return None
+    links = [(d, delivery.state_of(d)) for d in req.deliveries.select_related("created_by")]
+    return {
+        "can_make": not archive.purged_at
+        and req.status in (Status.COMPLETED, Status.COMPLETED_WITH_ISSUES),
+        "links": [{"delivery": d, "state": s, "label": d.State(s).label} for d, s in links],
+        "days": settings.DSR_DELIVERY_DAYS,
+        "max_days": settings.DSR_DELIVERY_MAX_DAYS,
+        "downloads": settings.DSR_DELIVERY_DOWNLOADS,
+        "max_downloads": settings.DSR_DELIVERY_MAX_DOWNLOADS,
+    }

@@ -16,7 +16,7 @@ from requests_app.models import AuditEvent
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-    from requests_app.models import Approval, DataRequest
+    from requests_app.models import Approval, DataRequest, Delivery
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,10 @@ def _send(
     recipient: str,
     context: dict[str, Any],
     data_request: DataRequest | None = None,
+    audit_to: str | None = None,
 ) -> bool:
+    """Send one email; the audit event names ``audit_to`` (e.g. a masked address) when given,
+    else the recipient."""
     context = {**context, "site_url": settings.SITE_URL, "request": data_request}
     text = render_to_string(f"emails/{template}.txt", context)
     html = render_to_string(f"emails/{template}.html", context)
@@ -41,11 +44,13 @@ def _send(
             "email_failed",
             request=data_request,
             template=template,
-            to=recipient,
+            to=audit_to or recipient,
             error=exc.__class__.__name__,
         )
         return False
-    AuditEvent.record("email_sent", request=data_request, template=template, to=recipient)
+    AuditEvent.record(
+        "email_sent", request=data_request, template=template, to=audit_to or recipient
+    )
     return True
 
 
@@ -84,6 +89,25 @@ def request_finished(data_request: DataRequest) -> bool:
         data_request.created_by.email,
         {"url": settings.SITE_URL + data_request.get_absolute_url()},
         data_request,
+    )
+
+
+def masked(address: str) -> str:
+    """``j***@example.com``: enough to tell addresses apart on the audit trail, not to keep a
+    data subject's address there for years."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def delivery_link(data_request: DataRequest, recipient: str, url: str, delivery: Delivery) -> bool:
+    """The link to the subject's copy. Never the passphrase: that goes by another channel."""
+    return _send(
+        "delivery_link",
+        "Your data: a copy is ready to download",
+        recipient,
+        {"url": url, "delivery": delivery},
+        data_request,
+        audit_to=masked(recipient),
     )
 
 

@@ -35,6 +35,12 @@ ACTIONS = {
     "artifact_purged": "File deleted (retention)",
     "exported_documents_purged": "Exported documents deleted (retention)",
     "legal_hold_placed": "Legal hold placed",
+    "delivery_created": "Delivery link made",
+    "delivery_opened": "Delivery opened by the data subject",
+    "delivery_passphrase_refused": "Delivery: wrong passphrase",
+    "delivery_downloaded": "Delivery downloaded",
+    "delivery_refused": "Delivery link refused",
+    "delivery_revoked": "Delivery link revoked",
     "legal_hold_released": "Legal hold released",
     "report_downloaded": "Report downloaded",
     "request_finished": "Request finished",
@@ -185,6 +191,36 @@ def _hold(e, d):
     return f"Legal hold {verb}: {d.get('reason', '')}"
 
 
+DELIVERY_REFUSALS = {
+    "expired": "after it expired",
+    "exhausted": "after its last download",
+    "revoked": "after it was revoked",
+    "locked": "while locked after wrong passphrases",
+    "purged": "after the archive was deleted",
+}
+
+
+def _delivery(e, d):
+    n = f"Delivery link {d.get('delivery', '?')}"
+    if e.action == "delivery_created":
+        emailed = ", link emailed" if d.get("emailed") else ""
+        until = day(d.get("expires_at"))
+        count = d.get("max_downloads")
+        downloads = "1 download" if count == 1 else f"{count} downloads"
+        return f"{n} made: {downloads} until {until}{emailed}"
+    if e.action == "delivery_downloaded":
+        return f"{n} downloaded by the data subject ({d.get('download')} of {d.get('of')})"
+    if e.action == "delivery_passphrase_refused":
+        locked = "; the link is now locked" if d.get("locked") else ""
+        return f"{n}: wrong passphrase (attempt {d.get('attempt')}){locked}"
+    if e.action == "delivery_refused":
+        why = DELIVERY_REFUSALS.get(d.get("reason"), d.get("reason"))
+        return f"{n} opened {why} — nothing served"
+    if e.action == "delivery_revoked":
+        return f"{n} revoked"
+    return f"{n} opened by the data subject (passphrase accepted)"
+
+
 def _report(e, d):
     what = REPORTS.get(d.get("kind"), readable(d.get("kind")).lower())
     text = f"Downloaded {what}"
@@ -250,6 +286,12 @@ DESCRIBERS = {
     "exported_documents_purged": lambda e, d: "Exported documents deleted (retention)",
     "legal_hold_placed": _hold,
     "legal_hold_released": _hold,
+    "delivery_created": _delivery,
+    "delivery_opened": _delivery,
+    "delivery_passphrase_refused": _delivery,
+    "delivery_downloaded": _delivery,
+    "delivery_refused": _delivery,
+    "delivery_revoked": _delivery,
     "report_downloaded": _report,
     "request_created": _request_created,
     "plan_stored": _plan_stored,
