@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import fulfilment_calls  # noqa: E402 - bench/ is on sys.path when run as a script
+import fulfilment_memory  # noqa: E402
 import fulfilment_mixed  # noqa: E402
 import remote_sim  # noqa: E402
 
@@ -326,37 +327,6 @@ def throughput(args, tmp):
     fulfilment_calls.print_calls(scoping_calls, calls, sim, args.devices)
 
 
-def memory(args, tmp):
-    small, large = (int(x) for x in args.memory.split(","))
-    sim, server = start_simulator(
-        int(large * 1.3) + 20, args.scale, tmp, process=args.simulator_process
-    )
-    officer, approvers = users()
-    peaks = {}
-    try:
-        for count in (small, large):
-            regs, hub_devices = pick(sim, count)
-            request = make_request(officer, regs, hub_devices, "export")
-            request = plan_and_approve(request, officer, approvers)
-            workers = Workers(args.workers, tmp)
-            try:
-                elapsed = run_until_final(request, workers, args.timeout)
-            finally:
-                workers.stop()
-            peaks[count] = workers.peak
-            print(
-                f"export of {count} devices ({request.operations.count()} operations): "
-                f"{request.status} in {elapsed:.1f}s, peak worker RSS "
-                f"{workers.peak / 2**20:.1f} MiB"
-            )
-    finally:
-        server.shutdown()
-    print(
-        f"peak RSS ratio {large} vs {small} devices: {peaks[large] / peaks[small]:.2f} "
-        "(goal <= 1.2)"
-    )
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", type=int, default=1000)
@@ -394,7 +364,7 @@ def main():
             if not args.skip_throughput:
                 throughput(args, tmp)
             if args.memory:
-                memory(args, tmp)
+                fulfilment_memory.memory(args, tmp, sys.modules[__name__])
             if args.mixed:
                 fulfilment_mixed.mixed(args, tmp, sys.modules[__name__])
         finally:

@@ -48,32 +48,16 @@ def small_batches(sim, count):
 def mixed(args, tmp, h):
     from requests_app.models import Status
 
-    large = args.mixed
-    sim, server = h.start_simulator(int(large * 1.6) + 200, args.scale, tmp)
+    sim, server = h.start_simulator(int(args.mixed * 1.6) + 200, args.scale, tmp)
     officer, approvers = h.users()
-    batches = small_batches(sim, SMALL * 3)
-    alone_batches, together_batches = batches[:SMALL], batches[SMALL : SMALL * 2]
-    mix_batches = batches[SMALL * 2 :]
     # Everything is planned before the workers start (planning runs in this process).
-    alone_requests = [
-        h.plan(h.make_request(officer, ids, [], "export"), officer) for ids in alone_batches[:5]
-    ]
-    together = [
-        h.plan(h.make_request(officer, ids, [], "export"), officer) for ids in together_batches
-    ]
-    regs, hub_devices = h.pick(sim, large)
-    used = {r for ids in batches for r in ids}
-    regs = [r for r in regs if r not in used]
-    big = h.plan(h.make_request(officer, regs, hub_devices, "erasure"), officer)
-    smalls = [h.plan(h.make_request(officer, ids, [], "export"), officer) for ids in mix_batches]
+    alone, together, big, smalls = plan_all(sim, h, officer, args.mixed)
     workers = h.Workers(args.workers, tmp)
     h.wait_for_workers(args.workers)
     try:
-        alone = []
-        for request in alone_requests:  # five alone, one after the other
+        for request in alone:  # five alone, one after the other
             h.approve(request, approvers)
             wait_all([request], workers, args.timeout)
-            alone.append(completed_in(request))
         time.sleep(10.5)  # let the buckets refill
         for request in together:
             h.approve(request, approvers)
@@ -86,6 +70,29 @@ def mixed(args, tmp, h):
     finally:
         workers.stop()
         server.shutdown()
+    report(args, alone, together, big, smalls)
+    return all(r.status == Status.COMPLETED for r in smalls)
+
+
+def plan_all(sim, h, officer, large):
+    """Five small exports to run alone, twenty to run together, the large erasure and the
+    twenty small exports of the mix; no device in two of them."""
+    batches = small_batches(sim, SMALL * 3)
+    alone_batches, together_batches = batches[:5], batches[SMALL : SMALL * 2]
+    regs, hub_devices = h.pick(sim, large)
+    used = {r for ids in batches for r in ids}
+    regs = [r for r in regs if r not in used]
+
+    def exports(groups):
+        return [h.plan(h.make_request(officer, ids, [], "export"), officer) for ids in groups]
+
+    alone, together = exports(alone_batches), exports(together_batches)
+    big = h.plan(h.make_request(officer, regs, hub_devices, "erasure"), officer)
+    return alone, together, big, exports(batches[SMALL * 2 :])
+
+
+def report(args, alone_requests, together, big, smalls):
+    alone = [completed_in(r) for r in alone_requests]
     typical = statistics.median(alone)
     in_mix = [completed_in(r) for r in smalls]
     without = [completed_in(r) for r in together]
@@ -118,4 +125,3 @@ def mixed(args, tmp, h):
         f"{sum(1 for r in ratios if r <= 2)} of {len(ratios)} within 2x "
         f"(median ratio {statistics.median(ratios):.2f}, highest {max(ratios):.2f})"
     )
-    return all(r.status == Status.COMPLETED for r in smalls)

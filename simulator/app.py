@@ -29,28 +29,12 @@ from . import auth, dps, hub, introspect, seed, shapes
 from .entra import Entra
 from .entra import endpoints as entra_endpoints
 from .errors import DPS, HUB, ApiError, SimulatedDrop
+from .faults import FAULT_DEFAULTS, checked, draw
 from .hosts import ALL_HOSTS, DPS_HOSTS, ENTRA_HOST, HUB_HOSTS
 from .persist import StateFile, encode
 from .request import Request, Response
 from .throttle import TokenBucket, per_minute, retry_after_header
 
-FAULT_DEFAULTS = {
-    "latency_ms": 0.0,
-    "jitter_ms": 0.0,
-    "error_rate": 0.0,
-    "drop_rate": 0.0,
-    "drop_after_rate": 0.0,
-    "throttle_scale": None,
-    # Traffic shaping: the longest a request above the throttle is queued before 429.
-    "shaping_seconds": 1.0,
-    # The query store lags the registry: a device created or deleted this recently is not yet
-    # (or still) what POST /devices/query answers.
-    "query_lag_seconds": 0.0,
-    "retry_after": False,
-    # Other applications spend the same throttles (a hub's quota is shared by every client of
-    # it): this share of calls is refused with 429 whatever this client's own rate.
-    "busy_rate": 0.0,
-}
 # Methods whose success changes the state (every POST of both APIs is a read: query,
 # attestationmechanism).
 MUTATING = {"PUT", "PATCH", "DELETE"}
@@ -99,7 +83,7 @@ class Simulator:
         self._log = log
         self._lock = threading.RLock()
         self._initial_faults = dict(FAULT_DEFAULTS, throttle_scale=throttle_scale)
-        self._initial_faults.update(self._checked_faults(faults))
+        self._initial_faults.update(checked(faults))
         self.entra = Entra(seed, entra_redirect_uris)
         self.state_notice = None
         self._persist = None
@@ -192,7 +176,7 @@ class Simulator:
 
     def set_faults(self, **settings):
         """Change latency, error/drop rates, throttle scale or Retry-After at run time."""
-        settings = self._checked_faults(settings)
+        settings = checked(settings)
         with self._lock:
             if "throttle_scale" in settings:
                 self._buckets = {}
@@ -313,40 +297,9 @@ class Simulator:
             length = 0
         return environ["wsgi.input"].read(length) if length > 0 else b""
 
-    @staticmethod
-    def _checked_faults(settings):
-        unknown = set(settings) - set(FAULT_DEFAULTS)
-        if unknown:
-            raise ValueError(f"Unknown fault settings: {', '.join(sorted(unknown))}")
-        checked = {}
-        for name, value in settings.items():
-            if name == "retry_after":
-                checked[name] = bool(value)
-            elif name == "throttle_scale":
-                checked[name] = float(value) if value else None
-            else:
-                value = float(value)
-                if value < 0 or (name.endswith("_rate") and value > 1):
-                    raise ValueError(f"{name} out of range: {value}")
-                checked[name] = value
-        return checked
-
     def _draw_faults(self):
         with self._lock:
-            f = self._faults
-            # Always draw the same count so the fault sequence depends only on seed and order.
-            jitter, drop, error, kind, after = (self._rng.random() for _ in range(5))
-            # Drawn only when set, so the sequences of the other faults stay as they were.
-            busy = self._rng.random() < f["busy_rate"] if f["busy_rate"] else False
-            return {
-                "busy": busy,
-                "latency": (f["latency_ms"] + f["jitter_ms"] * jitter) / 1000.0,
-                "drop": drop < f["drop_rate"],
-                "error": ("server_error" if kind < 0.5 else "unavailable")
-                if error < f["error_rate"]
-                else None,
-                "drop_after": after < f["drop_after_rate"],
-            }
+            return draw(self._faults, self._rng)
 
     def _serve(self, req, service, query):
         module = dps if service == DPS else hub
