@@ -1,8 +1,9 @@
 """Keep secrets in URLs out of every log line the portal writes.
 
-Two URLs carry a secret in their path: the approval link emailed to approvers
+Three URLs carry a secret in their path: the approval link emailed to approvers
 (``/approve/<token>/``, exchanged on first use for a session-bound page, see
-requests_app/views/approval.py) and Django's password reset link
+requests_app/views/approval.py), the data subject's delivery link (``/d/<token>/``, exchanged
+the same way for ``/d/``, see requests_app/views/delivery.py) and Django's password reset link
 (``/accounts/reset/<uidb64>/<token>/``). Proxies and browsers are outside our reach, but the
 portal's own logs are not: runserver's access log and error reports go through
 ``RedactTokens`` (LOGGING in settings), and gunicorn's access log through
@@ -16,13 +17,15 @@ import re
 SECRET_PATHS = re.compile(
     r"(/approve/)(?!t/)[^/\s\"'?#]+"  # the approval token (not the session-bound /approve/t/…)
     r"|(/accounts/reset/[^/\s\"'?#]+/)(?!set-password)[^/\s\"'?#]+"  # a password reset token
+    r"|(/d/)(?!download(?:[/\s\"'?#]|$))[^/\s\"'?#]+"  # a delivery token (not /d/download)
 )
 REDACTED = "[redacted]"
 
 
 def redact(text):
-    """``text`` with every approval or password-reset token replaced by ``[redacted]``."""
-    return SECRET_PATHS.sub(lambda m: (m.group(1) or m.group(2)) + REDACTED, text)
+    """``text`` with every approval, delivery or password-reset token replaced by
+    ``[redacted]``."""
+    return SECRET_PATHS.sub(lambda m: (m.group(1) or m.group(2) or m.group(3)) + REDACTED, text)
 
 
 class RedactTokens(logging.Filter):

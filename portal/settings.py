@@ -127,6 +127,9 @@ try:
     DSR_DELIVERY_MAX_DOWNLOADS = envint("DSR_DELIVERY_MAX_DOWNLOADS", 10, minimum=1)
     # Wrong passphrases before a link locks for good (the officer makes a new one).
     DSR_DELIVERY_ATTEMPTS = envint("DSR_DELIVERY_ATTEMPTS", 5, minimum=1)
+    # How long a browser stays unlocked after the passphrase (a shared computer, then the next
+    # person).
+    DSR_DELIVERY_UNLOCK_SECONDS = envint("DSR_DELIVERY_UNLOCK_SECONDS", 900, minimum=60)
     # Job functions a worker runs besides the portal's own (none in production; tests add one).
     DSR_WORKER_EXTRA_JOBS = envlist("DSR_WORKER_EXTRA_JOBS", [])
     DSR_DASHBOARD_CACHE_SECONDS = envint("DSR_DASHBOARD_CACHE_SECONDS", 300, minimum=0)

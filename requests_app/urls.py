@@ -37,8 +37,9 @@ urlpatterns = [
         name="delivery_revoke",
     ),
     # The data subject's link: no account, a passphrase.
-    path("d/<str:token>/", delivery.delivery_open, name="delivery_open"),
-    path("d/<str:token>/download", delivery.delivery_download, name="delivery_download"),
+    path("d/", delivery.delivery_page, name="delivery_page"),
+    path("d/download", delivery.delivery_download, name="delivery_download"),
+    path("d/<str:token>/", delivery.delivery_link, name="delivery_link"),
     path(
         "requests/<str:reference>/artifacts/<str:kind>/",
         requests.artifact_download,

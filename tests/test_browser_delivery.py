@@ -84,8 +84,9 @@ def test_the_subject_receives_the_copy_through_a_passphrase_link(
     expect(subject.locator("#archive-sha256")).to_have_text(archive.sha256)
     expect(subject.locator("table")).to_contain_text("manifest.json")
     shot(subject, "42-delivery-subject-files")
+    assert subject.url.split(stack.url, 1)[1] == "/d/"  # the token left the address bar
     with subject.expect_download() as download_info:
-        subject.get_by_role("link", name="Download the archive").click()
+        subject.get_by_role("button", name="Download the archive").click()
     saved = tmp_path / "copy.zip"
     download_info.value.save_as(saved)
     assert hashlib.sha256(saved.read_bytes()).hexdigest() == archive.sha256

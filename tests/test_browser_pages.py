@@ -243,7 +243,11 @@ def test_officer_and_auditor_pages(browser, stack, people):
     expect(timeline).to_contain_text("Status: running → completed")
     expect(timeline).not_to_contain_text("azure_call")
     expect(page.get_by_role("link", name="Export archive (ZIP)")).to_be_visible()
-    expect(page.locator("details.more-actions")).to_have_count(0)
+    # Finished: no cancel or extension any more; delivery and retention are what is left.
+    expect(page.get_by_text("Extend the deadline")).to_have_count(0)
+    expect(page.get_by_role("button", name="Cancel request")).to_have_count(0)
+    expect(page.locator("#delivery")).to_contain_text("Make a delivery link")
+    expect(page.locator("#retention")).to_contain_text("to be deleted on")
     shot(page, "24-request-export-completed")
 
     # The finished erasure (2 devices): past tense, numbered per device, a short page.

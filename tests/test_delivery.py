@@ -66,8 +66,20 @@ def path_of(made):
     return made.url.removeprefix("http://testserver")
 
 
+PAGE, DOWNLOAD = "/d/", "/d/download"
+
+
+def open_link(subject, made):
+    """The emailed link: swapped for the session, then the page without the token."""
+    response = subject.get(path_of(made))
+    assert response.status_code == 302 and response["Location"] == PAGE
+    return subject.get(PAGE)
+
+
 def unlock(subject, made, passphrase=None):
-    return subject.post(path_of(made), {"passphrase": passphrase or made.passphrase})
+    if subject.session.get("dsr_delivery") != made.delivery.pk:
+        open_link(subject, made)
+    return subject.post(PAGE, {"passphrase": passphrase or made.passphrase})
 
 
 # --- making a link ----------------------------------------------------------------------------
@@ -118,10 +130,8 @@ def test_neither_the_token_nor_the_passphrase_is_stored(export, officer):
 
 def test_the_officer_makes_a_link_the_email_never_holds_the_passphrase(export, officer, client):
     sign_in(client, officer)
-    response = client.post(
-        f"/requests/{export.reference}/deliveries",
-        {"days": "7", "downloads": "3", "email": "subject@example.org"},
-    )
+    form = {"days": "7", "downloads": "3", "email": "subject@example.org", "form_id": "f1"}
+    response = client.post(f"/requests/{export.reference}/deliveries", form)
     page = response.content.decode()
     assert response.status_code == 200 and "Shown once" in page
     url = re.search(r'id="delivery-url" type="text" readonly value="([^"]+)"', page)[1]
@@ -135,9 +145,14 @@ def test_the_officer_makes_a_link_the_email_never_holds_the_passphrase(export, o
     assert sent.details["to"] == "s***@example.org"  # not the subject's address, for years
     [made] = events(export, "delivery_created")
     assert made.details["max_downloads"] == 3 and made.details["emailed"] is True
+    # A reload of the page that showed the link posts the same form: nothing more is made.
+    again = client.post(f"/requests/{export.reference}/deliveries", form, follow=True)
+    assert "already used" in again.content.decode()
     # Bad input on the form: a message, nothing made.
-    client.post(f"/requests/{export.reference}/deliveries", {"days": "x", "downloads": "3"})
-    assert Delivery.objects.count() == 1
+    client.post(
+        f"/requests/{export.reference}/deliveries", {"days": "x", "downloads": "3", "form_id": "f2"}
+    )
+    assert Delivery.objects.count() == 1 and len(mail.outbox) == 1
 
 
 def test_who_may_not_download_the_archive_may_not_deliver_it(export, officer2, auditor, client):
@@ -153,37 +168,76 @@ def test_who_may_not_download_the_archive_may_not_deliver_it(export, officer2, a
 # --- the data subject's side ------------------------------------------------------------------
 
 
-def test_the_subject_opens_with_the_passphrase_downloads_and_the_limit_holds(export, officer):
+def test_the_subject_opens_with_the_passphrase_downloads_and_the_limit_holds(
+    export, officer, redis_db
+):
     made = make(export, officer, downloads=1)
-    subject = Client()
-    page = subject.get(path_of(made))
+    subject = Client(enforce_csrf_checks=True)
+    page = open_link(subject, made)
     assert page.status_code == 200 and "Enter the passphrase" in page.content.decode()
+    csrf = {"csrfmiddlewaretoken": subject.cookies["csrftoken"].value}
     # Straight to the download without the passphrase: back to the form, nothing counted.
-    response = subject.get(path_of(made) + "download")
-    assert response.status_code == 302 and response["Location"] == path_of(made)
-    wrong = unlock(subject, made, "AAAA-AAAA-AAAA-AAAA-AAAA")
+    response = subject.post(DOWNLOAD, csrf)
+    assert response.status_code == 302 and response["Location"] == PAGE
+    wrong = subject.post(PAGE, {"passphrase": "AAAA-AAAA-AAAA-AAAA-AAAA", **csrf})
     assert wrong.status_code == 403 and "4 attempts left" in wrong.content.decode()
     # Any case, no dashes: still the passphrase.
-    assert unlock(subject, made, made.passphrase.lower().replace("-", " ")).status_code == 302
-    files = subject.get(path_of(made)).content.decode()
+    right = made.passphrase.lower().replace("-", " ")
+    assert subject.post(PAGE, {"passphrase": right, **csrf}).status_code == 302
+    files = subject.get(PAGE).content.decode()
     archive = export.artifacts.get(kind=Artifact.Kind.EXPORT_ARCHIVE)
     assert archive.sha256 in files and "devices/dev-1/device.json" in files
     assert "2 files" in files
-    download = subject.get(path_of(made) + "download")
+    csrf = {"csrfmiddlewaretoken": subject.cookies["csrftoken"].value}  # rotated with the key
+    # A download is a POST with the page's CSRF token: a link from elsewhere spends nothing.
+    assert subject.post(DOWNLOAD).status_code == 403
+    download = subject.post(DOWNLOAD, csrf)
     assert download.status_code == 200
     assert b"".join(download.streaming_content) == zip_bytes()
     assert "no-store" in download["Cache-Control"]
     # The second download is past the limit: refused, on the server.
-    again = subject.get(path_of(made) + "download")
+    again = subject.post(DOWNLOAD, csrf)
     assert again.status_code == 410
     assert "used for all the downloads" in again.content.decode()
-    subject.get(path_of(made))  # opened again: refused again, recorded once
+    subject.get(PAGE)  # opened again: refused again, recorded once
     assert [e.details["download"] for e in events(export, "delivery_downloaded")] == [1]
-    assert len(events(export, "delivery_opened")) == 1
+    [opened] = events(export, "delivery_opened")
+    assert opened.details["ip"] == "127.0.0.0/24"  # the network, not the subject's address
     assert len(events(export, "delivery_passphrase_refused")) == 1
     assert [e.details["reason"] for e in events(export, "delivery_refused")] == ["exhausted"]
     ok, _, _, problem = verify_chain()
     assert ok, problem
+
+
+def test_the_token_leaves_the_address_bar_and_the_unlock_expires(export, officer, settings):
+    made = make(export, officer)
+    subject = Client()
+    unlock(subject, made)
+    assert "SHA-256" in subject.get(PAGE).content.decode()
+    # A shared computer: after DSR_DELIVERY_UNLOCK_SECONDS the page asks again.
+    unlocked = subject.session["dsr_deliveries_unlocked"]
+    session = subject.session
+    session["dsr_deliveries_unlocked"] = {
+        k: v - settings.DSR_DELIVERY_UNLOCK_SECONDS - 1 for k, v in unlocked.items()
+    }
+    session.save()
+    assert "Enter the passphrase" in subject.get(PAGE).content.decode()
+    assert subject.post(DOWNLOAD).status_code == 302
+    assert Delivery.objects.get().downloads == 0
+    # A browser that never opened the link has nothing at /d/.
+    stranger = Client()
+    assert stranger.get(PAGE).status_code == 404
+    assert stranger.post(PAGE, {"passphrase": made.passphrase}).status_code == 404
+
+
+def test_opening_again_and_again_does_not_grow_the_audit_trail(export, officer, redis_db):
+    made = make(export, officer)
+    subject = Client()
+    for _ in range(5):
+        unlock(subject, made)  # already unlocked: no check, no event
+    for _ in range(5):
+        unlock(Client(), made)  # new browsers, same network: counted, one event a window
+    assert len(events(export, "delivery_opened")) == 1
 
 
 def test_wrong_passphrases_lock_the_link_for_good(export, officer, settings):
@@ -196,7 +250,7 @@ def test_wrong_passphrases_lock_the_link_for_good(export, officer, settings):
     assert locked.status_code == 403 and "locked after too many" in locked.content.decode()
     # The right passphrase, now: still locked, nothing served.
     assert unlock(subject, made).status_code == 403
-    assert subject.get(path_of(made) + "download").status_code == 403
+    assert subject.post(DOWNLOAD).status_code == 403
     attempts = events(export, "delivery_passphrase_refused")
     assert [e.details["attempt"] for e in attempts] == [1, 2, 3]
     assert attempts[-1].details["locked"] is True
@@ -222,8 +276,7 @@ def test_an_expired_revoked_or_purged_link_serves_nothing(export, officer, clien
     else:
         retention.purge_due(export.completed_at + timedelta(days=31))
     words = {"expired": "has expired", "revoked": "withdrawn", "purged": "was deleted"}[how]
-    for url in (path_of(made), path_of(made) + "download"):
-        response = subject.get(url)
+    for response in (open_link(subject, made), subject.get(PAGE), subject.post(DOWNLOAD)):
         assert response.status_code == 410 and words in response.content.decode()
     assert unlock(subject, made).status_code == 410
     assert not events(export, "delivery_downloaded")
@@ -233,14 +286,16 @@ def test_an_expired_revoked_or_purged_link_serves_nothing(export, officer, clien
 def test_an_unknown_token_is_a_plain_404(export, officer):
     make(export, officer)
     subject = Client()
-    for url in ("/d/" + "A" * 43 + "/", "/d/" + "x" * 300 + "/", "/d/nope/download"):
+    for url in ("/d/" + "A" * 43 + "/", "/d/" + "x" * 300 + "/", PAGE):
         response = subject.get(url)
         assert response.status_code == 404 and "not valid" in response.content.decode()
 
 
 def test_two_downloads_at_once_cannot_both_take_the_last_one(export, officer):
     made = make(export, officer, downloads=1)
-    assert deliveries.claim_download(made.delivery, "1.2.3.4") is not None
+    first = deliveries.claim_download(made.delivery, "1.2.3.4")
+    assert first is not None
+    first[1].close()
     assert deliveries.claim_download(made.delivery, "1.2.3.4") is None
     assert Delivery.objects.get().downloads == 1
 
@@ -251,8 +306,18 @@ def test_the_request_page_lists_the_links_and_the_timeline_says_what_happened(
     made = make(export, officer, downloads=1)
     subject = Client()
     unlock(subject, made)
-    subject.get(path_of(made) + "download")
+    subject.post(DOWNLOAD)
     sign_in(client, officer)
     page = client.get(export.get_absolute_url()).content.decode()
     assert "Download limit reached" in page and "1 of 1" in page
     assert f"Delivery link {made.delivery.pk} downloaded by the data subject (1 of 1)" in page
+
+
+def test_any_officer_may_revoke_a_leaked_link_others_may_not(export, officer, officer2, auditor):
+    made = make(export, officer)
+    url = f"/requests/{export.reference}/deliveries/{made.delivery.pk}/revoke"
+    auditor_client = sign_in(Client(), auditor)
+    assert auditor_client.post(url).status_code == 404
+    assert not Delivery.objects.get().revoked_at
+    assert sign_in(Client(), officer2).post(url).status_code == 302
+    assert Delivery.objects.get().revoked_by == officer2

@@ -28,6 +28,12 @@ def test_redact_removes_tokens_and_keeps_what_is_not_secret():
     assert redact(f"GET {RESET} HTTP/1.1") == "GET /accounts/reset/MQ/[redacted]/ HTTP/1.1"
     assert redact("/accounts/reset/MQ/set-password/") == "/accounts/reset/MQ/set-password/"
     assert redact("GET /approve/t/abc123/ HTTP/1.1") == "GET /approve/t/abc123/ HTTP/1.1"
+    # The data subject's delivery link; its session-bound page and download are not secret.
+    delivery = "oXfvSxeCeXwipnrGltNYA0123456789abcdefghij_-"
+    assert redact(f'"GET /d/{delivery}/ HTTP/1.1" 302') == '"GET /d/[redacted]/ HTTP/1.1" 302'
+    assert redact(f"Not Found: /d/{delivery}") == "Not Found: /d/[redacted]"
+    assert redact('"POST /d/download HTTP/1.1" 200') == '"POST /d/download HTTP/1.1" 200'
+    assert redact('"GET /d/ HTTP/1.1" 200') == '"GET /d/ HTTP/1.1" 200'
 
 
 def test_the_logging_filter_rewrites_messages_and_drops_the_request():

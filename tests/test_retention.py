@@ -45,6 +45,10 @@ def _write(kind):
     return lambda fh: fh.write(f"the {kind}".encode())
 
 
+class Killed(BaseException):
+    """The scheduler process dying (not an error a run recovers from)."""
+
+
 def files_of(request):
     return {a.kind: a for a in Artifact.objects.filter(request=request)}
 
@@ -89,7 +93,7 @@ def test_an_open_request_keeps_its_files(completed):
     assert retention.purge_due(timezone.now() + timedelta(days=10 * 365)) == 0
 
 
-def test_a_legal_hold_suspends_the_purge_and_both_ends_are_audited(completed, officer):
+def test_a_legal_hold_suspends_the_purge_and_both_ends_are_audited(completed, officer, officer2):
     later = completed.completed_at + timedelta(days=45)
     with pytest.raises(ValueError, match="reason"):
         retention.place_hold(completed, actor=officer, reason="   ")
@@ -100,19 +104,22 @@ def test_a_legal_hold_suspends_the_purge_and_both_ends_are_audited(completed, of
     assert retention.purge_due(later) == 0
     assert artifact_path(files_of(completed)[Artifact.Kind.EXPORT_ARCHIVE]).is_file()
     with pytest.raises(ValueError, match="reason"):
-        retention.release_hold(completed, actor=officer, reason="")
-    retention.release_hold(completed, actor=officer, reason="Matter closed")
+        retention.release_hold(completed, actor=officer2, reason="")
+    # Four eyes: who placed it may not release it alone.
+    with pytest.raises(ValueError, match="Another officer or an admin"):
+        retention.release_hold(completed, actor=officer, reason="Matter closed")
+    retention.release_hold(completed, actor=officer2, reason="Matter closed")
     with pytest.raises(ValueError, match="not under a legal hold"):
-        retention.release_hold(completed, actor=officer, reason="again")
+        retention.release_hold(completed, actor=officer2, reason="again")
     assert retention.purge_due(later) == 1
     actions = list(
         AuditEvent.objects.filter(
             request_ref=completed.reference, action__startswith="legal_hold"
-        ).values_list("action", "details__reason")
+        ).values_list("action", "details__reason", "actor_user_id")
     )
     assert actions == [
-        ("legal_hold_placed", "Matter 2026-17, counsel's request"),
-        ("legal_hold_released", "Matter closed"),
+        ("legal_hold_placed", "Matter 2026-17, counsel's request", officer.pk),
+        ("legal_hold_released", "Matter closed", officer2.pk),
     ]
 
 
@@ -124,9 +131,7 @@ def test_a_hold_placed_while_the_purge_is_queued_wins(completed, officer):
     assert artifact_path(archive).is_file()
 
 
-def test_a_scheduler_that_dies_mid_purge_leaves_it_to_the_next_run_audited_once(
-    completed, monkeypatch
-):
+def test_a_scheduler_that_dies_before_the_commit_changes_nothing(completed, officer, monkeypatch):
     later = completed.completed_at + timedelta(days=31)
     real_record = AuditEvent.record.__func__
 
@@ -136,16 +141,56 @@ def test_a_scheduler_that_dies_mid_purge_leaves_it_to_the_next_run_audited_once(
         return real_record(cls, action, **kwargs)
 
     monkeypatch.setattr(AuditEvent, "record", classmethod(dies))
-    with pytest.raises(RuntimeError):
-        retention.purge_due(later)
-    archive = files_of(completed)[Artifact.Kind.EXPORT_ARCHIVE]
-    # The file went, but nothing says so yet: the row is not marked, nothing is audited.
-    assert not artifact_path(archive).exists() and archive.purged_at is None
-    assert purges(completed) == []
+    assert retention.purge_due(later) == 0  # logged, the run goes on
     monkeypatch.undo()
-    assert retention.purge_due(later) == 1
-    assert files_of(completed)[Artifact.Kind.EXPORT_ARCHIVE].purged_at == later
-    assert len(purges(completed)) == 1
+    archive = files_of(completed)[Artifact.Kind.EXPORT_ARCHIVE]
+    # As it was: the file, an unmarked row, no event. A hold placed now keeps all of it.
+    assert artifact_path(archive).is_file() and archive.purged_at is None
+    assert purges(completed) == []
+    retention.place_hold(completed, actor=officer, reason="Matter 3")
+    assert retention.purge_due(later) == 0
+    assert artifact_path(archive).is_file()
+
+
+def test_a_scheduler_that_dies_after_the_commit_leaves_the_file_to_the_next_run(
+    completed, monkeypatch, client, officer
+):
+    later = completed.completed_at + timedelta(days=31)
+    archive = files_of(completed)[Artifact.Kind.EXPORT_ARCHIVE]
+    path = artifact_path(archive)
+    real_unlink = type(path).unlink
+
+    def dies(self, missing_ok=False):
+        if self == path:
+            raise Killed
+        return real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(type(path), "unlink", dies)
+    with pytest.raises(Killed):  # the process dies right after the purge's commit
+        retention.purge_due(later)
+    monkeypatch.undo()
+    archive.refresh_from_db()
+    assert archive.purged_at == later and path.is_file() and len(purges(completed)) == 1
+    # Marked purged: never served, though the file is still there.
+    sign_in(client, officer)
+    url = f"/requests/{completed.reference}/artifacts/export_archive/"
+    assert client.get(url).status_code == 410
+    assert retention.purge_due(later + timedelta(hours=1)) == 0
+    assert not path.exists() and len(purges(completed)) == 1  # deleted, recorded once
+
+
+def test_one_file_that_cannot_be_purged_does_not_keep_the_others(completed, officer, settings):
+    other = make_request(officer, ["reg-2"], kind="export")
+    store_artifact(other, Artifact.Kind.EXPORT_ARCHIVE, "x.zip", "application/zip", _write("x"))
+    DataRequest.objects.filter(pk=other.pk).update(
+        status=Status.COMPLETED, completed_at=completed.completed_at
+    )
+    # The first archive's row points outside the artifacts directory: refused, logged.
+    Artifact.objects.filter(request=completed, kind=Artifact.Kind.EXPORT_ARCHIVE).update(
+        path="../outside.zip"
+    )
+    assert retention.purge_due(completed.completed_at + timedelta(days=31)) == 1
+    assert Artifact.objects.get(request=other).purged_at is not None
 
 
 def test_loose_exported_documents_go_with_the_export_rule(completed):
@@ -187,7 +232,9 @@ def test_the_request_page_and_a_purged_link_say_when_and_why(completed, officer,
     assert cert.status_code == 200
 
 
-def test_officers_place_and_release_a_hold_from_the_request_page(completed, officer, client):
+def test_officers_place_and_release_a_hold_from_the_request_page(
+    completed, officer, officer2, client
+):
     sign_in(client, officer)
     url = f"/requests/{completed.reference}/legal-hold"
     response = client.post(url, {"action": "place", "reason": ""}, follow=True)
@@ -197,6 +244,10 @@ def test_officers_place_and_release_a_hold_from_the_request_page(completed, offi
     page = response.content.decode()
     assert "Legal hold placed" in page and "Matter 12" in page
     assert LegalHold.objects.get().placed_by == officer
+    response = client.post(url, {"action": "release", "reason": "Closed"}, follow=True)
+    assert "Another officer or an admin" in response.content.decode()
+    assert LegalHold.objects.exists()
+    sign_in(client, officer2)
     client.post(url, {"action": "release", "reason": "Closed"})
     assert not LegalHold.objects.exists()
 

@@ -7,19 +7,23 @@ for a passphrase sent by another channel.
 - Everything is enforced here, on the server: expiry, the download limit (a conditional UPDATE,
   so two downloads at once cannot both take the last one), revocation, and the lock after
   ``DSR_DELIVERY_ATTEMPTS`` wrong passphrases (the officer makes a new delivery).
-- Every event is audited: made, opened (passphrase accepted), each wrong passphrase, each
-  download, revoked; a refusal (expired, revoked, used up, locked, archive purged) is recorded
-  the first time that link meets it, so a link opened again and again does not grow the trail.
+- Every event is audited: made, opened (passphrase accepted; through the anonymous-noise
+  limiter, so a subject or anyone holding the passphrase cannot grow the trail without bound),
+  each wrong passphrase (at most ``DSR_DELIVERY_ATTEMPTS``), each download, revoked; a refusal
+  (expired, revoked, used up, locked, archive purged) is recorded the first time that link
+  meets it. The subject's address is kept coarse (``/24``, ``/48``): it tells networks apart,
+  it does not keep a person's address for years.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import secrets
 import zipfile
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
@@ -30,6 +34,7 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from requests_app.accounts import noise
 from requests_app.evidence.artifacts import artifact_path
 from requests_app.models import Artifact, AuditEvent, DataRequest, Delivery, Status
 
@@ -67,6 +72,21 @@ def archive_of(data_request: DataRequest) -> Artifact | None:
     return data_request.artifacts.filter(kind=Artifact.Kind.EXPORT_ARCHIVE).first()
 
 
+def servable(archive: Artifact | None) -> bool:
+    """The archive is there to serve: not purged, and its file on disk."""
+    return archive is not None and not archive.purged_at and artifact_path(archive).is_file()
+
+
+def coarse(ip: str) -> str:
+    """The network of a data subject's address (IPv4 /24, IPv6 /48), for the audit trail."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ""
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
 def create(
     data_request: DataRequest, *, actor: User, days: int, downloads: int, email: str = ""
 ) -> Made:
@@ -76,7 +96,7 @@ def create(
         raise ValueError("Only a completed export can be delivered.")
     if archive is None:
         raise ValueError("This request has no export archive to deliver.")
-    if archive.purged_at:
+    if not servable(archive):
         raise ValueError("The export archive was deleted under the retention rule.")
     if not 1 <= days <= settings.DSR_DELIVERY_MAX_DAYS:
         raise ValueError(f"The link must expire within 1 to {settings.DSR_DELIVERY_MAX_DAYS} days.")
@@ -107,7 +127,7 @@ def create(
             sha256=archive.sha256,
             emailed=bool(email),
         )
-    url = settings.SITE_URL + reverse("delivery_open", args=[token])
+    url = settings.SITE_URL + reverse("delivery_link", args=[token])
     return Made(delivery, url, passphrase)
 
 
@@ -123,7 +143,7 @@ def state_of(delivery: Delivery, now: datetime | None = None) -> str:
     archive = archive_of(delivery.request)
     if delivery.revoked_at:
         return State.REVOKED
-    if archive is None or archive.purged_at:
+    if not servable(archive):
         return State.PURGED
     if delivery.failed_attempts >= settings.DSR_DELIVERY_ATTEMPTS:
         return State.LOCKED
@@ -149,7 +169,7 @@ def record_refusal(delivery: Delivery, state: str, ip: str) -> None:
             request=delivery.request,
             delivery=delivery.pk,
             reason=str(state),
-            ip=ip,
+            ip=coarse(ip),
         )
 
 
@@ -160,13 +180,12 @@ def check_passphrase(delivery: Delivery, passphrase: str, ip: str) -> tuple[bool
         if state_of(locked) != State.ACTIVE:
             return False, 0
         if check_password(normalise(passphrase), locked.passphrase_hash):
-            AuditEvent.record(
+            noise.record_anonymous(  # once per link, network and noise window
                 "delivery_opened",
-                actor_kind="data_subject",
-                actor_name="data subject",
+                actor_name=f"data subject, link {delivery.pk}",
+                ip=coarse(ip),
                 request=delivery.request,
                 delivery=delivery.pk,
-                ip=ip,
             )
             return True, settings.DSR_DELIVERY_ATTEMPTS - locked.failed_attempts
         locked.failed_attempts += 1
@@ -180,17 +199,33 @@ def check_passphrase(delivery: Delivery, passphrase: str, ip: str) -> tuple[bool
             delivery=delivery.pk,
             attempt=locked.failed_attempts,
             locked=left == 0,
-            ip=ip,
+            ip=coarse(ip),
         )
         return False, left
 
 
-def claim_download(delivery: Delivery, ip: str) -> Artifact | None:
+def claim_download(delivery: Delivery, ip: str) -> tuple[Artifact, BinaryIO] | None:
     """Count one download if the link still allows it (one conditional UPDATE); the archive
-    to stream, or None."""
+    and its file, opened before the count (a file gone is never counted), or None."""
     archive = archive_of(delivery.request)
     if archive is None or archive.purged_at:
         return None
+    try:
+        fh = artifact_path(archive).open("rb")
+    except OSError:
+        return None
+    try:
+        counted = _count_download(delivery, archive, ip)
+    except BaseException:
+        fh.close()
+        raise
+    if not counted:
+        fh.close()
+        return None
+    return archive, fh
+
+
+def _count_download(delivery: Delivery, archive: Artifact, ip: str) -> bool:
     with transaction.atomic():
         counted = Delivery.objects.filter(
             pk=delivery.pk,
@@ -200,7 +235,7 @@ def claim_download(delivery: Delivery, ip: str) -> Artifact | None:
             failed_attempts__lt=settings.DSR_DELIVERY_ATTEMPTS,
         ).update(downloads=F("downloads") + 1)
         if not counted:
-            return None
+            return False
         delivery.refresh_from_db(fields=["downloads"])
         AuditEvent.record(
             "delivery_downloaded",
@@ -211,9 +246,9 @@ def claim_download(delivery: Delivery, ip: str) -> Artifact | None:
             download=delivery.downloads,
             of=delivery.max_downloads,
             sha256=archive.sha256,
-            ip=ip,
+            ip=coarse(ip),
         )
-    return archive
+    return True
 
 
 def revoke(delivery: Delivery, *, actor: User) -> None:

@@ -9,10 +9,11 @@ completion, unless the request is under a legal hold.
 A purged file keeps its row: kind, size, SHA-256 (the hash the manifest and the audit trail
 name), ``purged_at`` and the rule. Each purge is one ``artifact_purged`` audit event, written in
 the same transaction that marks the row, with the request's row locked (so a legal hold placed
-at the same moment wins or waits). The file is unlinked inside that transaction: a scheduler
-that dies before the commit leaves the file gone and the row unmarked, and the next run marks
-it and records it once (``unlink`` of a missing file is not an error). The audit trail itself is
-append-only and is not purged here (see the README's *Retention*).
+at the same moment wins or waits). The file is deleted after that transaction commits: a
+scheduler that dies before the commit leaves everything as it was (file, row, no event), one
+that dies after it leaves a marked row whose file the next run deletes (never served: a marked
+row answers 410). A file that cannot be purged is logged and skipped; the others go on. The
+audit trail itself is append-only and is not purged here (see the README's *Retention*).
 """
 
 from __future__ import annotations
@@ -91,9 +92,24 @@ def purge_due(now: datetime | None = None) -> int:
             request__completed_at__lt=now - timedelta(days=rule.days),
             request__legal_hold__isnull=True,
         ).values_list("pk", flat=True)
-        purged += sum(purge(pk, rule, now) for pk in list(due))
+        for pk in list(due):
+            try:
+                purged += purge(pk, rule, now)
+            except Exception:  # one file's trouble must not keep the others
+                log.exception("retention: artifact %s could not be purged; next run again", pk)
+    delete_leftovers()
     discard_loose_documents(now)
     return purged
+
+
+def delete_leftovers() -> None:
+    """Files of rows already marked purged that are still on disk (the scheduler died between
+    the commit and the delete): deleted now, without a second event."""
+    for artifact in Artifact.objects.filter(purged_at__isnull=False).only("pk", "path"):
+        try:
+            artifact_path(artifact).unlink(missing_ok=True)
+        except (OSError, ValueError):
+            log.exception("retention: the file of purged artifact %s stays", artifact.pk)
 
 
 def discard_loose_documents(now: datetime) -> None:
@@ -109,8 +125,14 @@ def discard_loose_documents(now: datetime) -> None:
         legal_hold__isnull=True,
     )
     for data_request in stale:
-        ExportStore(data_request).discard()
-        AuditEvent.record("exported_documents_purged", request=data_request, rule="export")
+        with transaction.atomic():
+            DataRequest.objects.select_for_update().filter(pk=data_request.pk).first()
+            if LegalHold.objects.filter(request=data_request).exists():
+                continue
+            store = ExportStore(data_request)
+            store.discard()
+            if not store.root.exists():
+                AuditEvent.record("exported_documents_purged", request=data_request, rule="export")
 
 
 def purge(artifact_pk: int, rule: Rule, now: datetime) -> bool:
@@ -129,7 +151,6 @@ def purge(artifact_pk: int, rule: Rule, now: datetime) -> bool:
         )
         if not marked:
             return False
-        artifact_path(artifact).unlink(missing_ok=True)
         AuditEvent.record(
             "artifact_purged",
             request=artifact.request,
@@ -142,6 +163,7 @@ def purge(artifact_pk: int, rule: Rule, now: datetime) -> bool:
             if artifact.request.completed_at
             else None,
         )
+    artifact_path(artifact).unlink(missing_ok=True)
     log.info("retention: purged %s of %s (%s)", artifact.kind, artifact.request, rule.name)
     return True
 
@@ -162,13 +184,21 @@ def place_hold(data_request: DataRequest, *, actor: User, reason: str) -> LegalH
 
 def release_hold(data_request: DataRequest, *, actor: User, reason: str) -> None:
     """End the hold: the retention rules apply again from the next scheduler run (a file past
-    its deadline is purged then)."""
+    its deadline is purged then). Four eyes: an admin, or an officer other than the one who
+    placed it."""
+    from requests_app.access import roles
+
     reason = reason.strip()
     if not reason:
         raise ValueError("Give the reason for releasing the legal hold.")
     with transaction.atomic():
         DataRequest.objects.select_for_update().filter(pk=data_request.pk).first()
-        deleted, _ = LegalHold.objects.filter(request=data_request).delete()
-        if not deleted:
+        hold = LegalHold.objects.filter(request=data_request).first()
+        if hold is None:
             raise ValueError("This request is not under a legal hold.")
+        if hold.placed_by_id == actor.pk and not roles.has_role(actor, roles.ADMIN):
+            raise ValueError(
+                "Another officer or an admin must release a hold you placed (four eyes)."
+            )
+        hold.delete()
         AuditEvent.record("legal_hold_released", actor=actor, request=data_request, reason=reason)

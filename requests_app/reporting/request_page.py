@@ -5,6 +5,7 @@ that opens; on big runs left out and listed on demand).
 Every query here is bounded: the timeline is paginated and counted once, whatever the plan size.
 """
 
+import secrets
 from collections import Counter
 from dataclasses import dataclass
 
@@ -188,18 +189,33 @@ def deliveries(req, user):
     from django.conf import settings
 
     from requests_app import access
+    from requests_app.access import roles
     from requests_app.evidence import delivery
 
     archive = delivery.archive_of(req)
-    if archive is None or not access.can_download(user, archive):
+    if archive is None:
+        return None
+    may_make = access.can_download(user, archive)  # who may download it may hand it over
+    may_revoke = access.has_any(user, (roles.OFFICER, roles.ADMIN))  # any officer
+    if not (may_make or may_revoke):
         return None
     links = [(d, delivery.state_of(d)) for d in req.deliveries.select_related("created_by")]
+    can_make = (
+        may_make
+        and delivery.servable(archive)
+        and req.status in (Status.COMPLETED, Status.COMPLETED_WITH_ISSUES)
+    )
+    if not (links or can_make):
+        return None
     return {
-        "can_make": not archive.purged_at
-        and req.status in (Status.COMPLETED, Status.COMPLETED_WITH_ISSUES),
+        "can_revoke": may_revoke,
+        "can_make": can_make,
         "links": [{"delivery": d, "state": s, "label": d.State(s).label} for d, s in links],
         "days": settings.DSR_DELIVERY_DAYS,
         "max_days": settings.DSR_DELIVERY_MAX_DAYS,
         "downloads": settings.DSR_DELIVERY_DOWNLOADS,
         "max_downloads": settings.DSR_DELIVERY_MAX_DOWNLOADS,
+        # One per rendering of the form: a reload of the page showing the new link does not
+        # make a second one (views/delivery.py).
+        "form_id": secrets.token_urlsafe(12),
     }

@@ -39,7 +39,7 @@ def _send(
     try:
         message.send()
     except Exception as exc:  # SMTP answers vary; all of them mean "not sent"
-        log.warning("email %s to %s failed: %s", template, recipient, exc)
+        log.warning("email %s to %s failed: %s", template, audit_to or recipient, exc)
         AuditEvent.record(
             "email_failed",
             request=data_request,
