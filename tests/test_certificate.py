@@ -294,9 +294,12 @@ def test_certificate_json_is_canonical(erased, data_dir):
 
 
 def pdf_text_content(raw):
-    """The text drawn on the pages: fpdf2 deflates page streams, so inflate each one."""
+    """The text drawn on the pages: fpdf2 deflates page streams, so inflate each one. Each
+    stream is read by its /Length: a deflated stream may itself end in a carriage return, which
+    a search for "endstream" would cut off (and the page's text would go missing)."""
     out = []
-    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", raw, re.S):
+    for match in re.finditer(rb"/Length (\d+)\b[^>]*>>\s*stream\r?\n", raw):
+        stream = raw[match.end() : match.end() + int(match.group(1))]
         try:
             out.append(zlib.decompress(stream))
         except zlib.error:
