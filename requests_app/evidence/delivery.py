@@ -23,7 +23,7 @@ import ipaddress
 import secrets
 import zipfile
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
@@ -154,6 +154,19 @@ def state_of(delivery: Delivery, now: datetime | None = None) -> str:
     return State.ACTIVE
 
 
+def _subject_event(action: str, delivery: Delivery, ip: str, **details: Any) -> None:
+    """An event of the data subject's on the audit trail, with their network, not address."""
+    AuditEvent.record(
+        action,
+        actor_kind="data_subject",
+        actor_name="data subject",
+        request=delivery.request,
+        delivery=delivery.pk,
+        ip=coarse(ip),
+        **details,
+    )
+
+
 def record_refusal(delivery: Delivery, state: str, ip: str) -> None:
     """The first time a link meets this refusal, on the audit trail; after that, nothing."""
     with transaction.atomic():
@@ -162,15 +175,7 @@ def record_refusal(delivery: Delivery, state: str, ip: str) -> None:
             return
         locked.refusals_recorded = [*locked.refusals_recorded, state]
         locked.save(update_fields=["refusals_recorded"])
-        AuditEvent.record(
-            "delivery_refused",
-            actor_kind="data_subject",
-            actor_name="data subject",
-            request=delivery.request,
-            delivery=delivery.pk,
-            reason=str(state),
-            ip=coarse(ip),
-        )
+        _subject_event("delivery_refused", delivery, ip, reason=str(state))
 
 
 def check_passphrase(delivery: Delivery, passphrase: str, ip: str) -> tuple[bool, int]:
@@ -191,15 +196,12 @@ def check_passphrase(delivery: Delivery, passphrase: str, ip: str) -> tuple[bool
         locked.failed_attempts += 1
         locked.save(update_fields=["failed_attempts"])
         left = max(0, settings.DSR_DELIVERY_ATTEMPTS - locked.failed_attempts)
-        AuditEvent.record(
+        _subject_event(
             "delivery_passphrase_refused",
-            actor_kind="data_subject",
-            actor_name="data subject",
-            request=delivery.request,
-            delivery=delivery.pk,
+            delivery,
+            ip,
             attempt=locked.failed_attempts,
             locked=left == 0,
-            ip=coarse(ip),
         )
         return False, left
 
@@ -214,15 +216,13 @@ def claim_download(delivery: Delivery, ip: str) -> tuple[Artifact, BinaryIO] | N
         fh = artifact_path(archive).open("rb")
     except OSError:
         return None
+    counted = False
     try:
         counted = _count_download(delivery, archive, ip)
-    except BaseException:
-        fh.close()
-        raise
-    if not counted:
-        fh.close()
-        return None
-    return archive, fh
+    finally:
+        if not counted:
+            fh.close()
+    return (archive, fh) if counted else None
 
 
 def _count_download(delivery: Delivery, archive: Artifact, ip: str) -> bool:
@@ -237,16 +237,13 @@ def _count_download(delivery: Delivery, archive: Artifact, ip: str) -> bool:
         if not counted:
             return False
         delivery.refresh_from_db(fields=["downloads"])
-        AuditEvent.record(
+        _subject_event(
             "delivery_downloaded",
-            actor_kind="data_subject",
-            actor_name="data subject",
-            request=delivery.request,
-            delivery=delivery.pk,
+            delivery,
+            ip,
             download=delivery.downloads,
             of=delivery.max_downloads,
             sha256=archive.sha256,
-            ip=coarse(ip),
         )
     return True
 

@@ -72,14 +72,6 @@ def rule_for(kind: str) -> Rule:
     return next(rule for rule in RULES if kind in rule.kinds)
 
 
-def purge_on(artifact: Artifact) -> datetime | None:
-    """When ``artifact`` is due to be purged (None while its request is open or on hold)."""
-    completed_at = artifact.request.completed_at
-    if completed_at is None or LegalHold.objects.filter(request_id=artifact.request_id).exists():
-        return None
-    return rule_for(artifact.kind).deadline(completed_at)
-
-
 def purge_due(now: datetime | None = None) -> int:
     """Purge every file past its rule's deadline; returns how many were purged. The
     scheduler's ``retention`` task."""

@@ -25,19 +25,27 @@ UNLOCKED = "dsr_deliveries_unlocked"  # {delivery pk: when the passphrase was ac
 FORMS_USED = "dsr_delivery_forms_used"  # the "make a link" forms already answered
 
 
-def _archive_for_officer(user, reference):
-    """The request and its archive, when ``user`` may download that archive (else 404)."""
+def _request_for_deliverer(user, reference):
+    """The request, when ``user`` may download its archive (else 404): who may download it
+    may hand it over."""
     req = access.request_for_viewer(user, reference)
     archive = deliveries.archive_of(req)
     if archive is None or not access.can_download(user, archive):
         raise Http404
-    return req, archive
+    return req
+
+
+def _whole_number(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError("Give the days and the downloads as whole numbers.") from None
 
 
 @login_required
 @require_POST
 def delivery_create(request, reference):
-    req, _ = _archive_for_officer(request.user, reference)
+    req = _request_for_deliverer(request.user, reference)
     form_id = request.POST.get("form_id", "")
     used = request.session.get(FORMS_USED, [])
     if not form_id or form_id in used:
@@ -52,15 +60,12 @@ def delivery_create(request, reference):
         made = deliveries.create(
             req,
             actor=request.user,
-            days=int(request.POST.get("days") or 0),
-            downloads=int(request.POST.get("downloads") or 0),
+            days=_whole_number(request.POST.get("days")),
+            downloads=_whole_number(request.POST.get("downloads")),
             email=email,
         )
     except ValueError as exc:
-        message = str(exc)
-        if message.startswith("invalid literal"):
-            message = "Give the days and the downloads as whole numbers."
-        messages.error(request, message)
+        messages.error(request, str(exc))
         return redirect(req.get_absolute_url() + "#delivery")
     request.session[FORMS_USED] = [*used[-19:], form_id]
     sent = None
