@@ -6,6 +6,7 @@ from django.urls import include, path
 from requests_app.views import (
     approval,
     delivery,
+    discovery,
     intake,
     officer,
     reports,
@@ -30,6 +31,22 @@ urlpatterns = [
     path("requests/<str:reference>/decide", requests.request_decide, name="request_decide"),
     path("requests/<str:reference>/extend", officer.request_extend, name="request_extend"),
     path("requests/<str:reference>/legal-hold", retention.legal_hold, name="legal_hold"),
+    path("requests/<str:reference>/discovery/", discovery.discovery_page, name="discovery_page"),
+    path(
+        "requests/<str:reference>/discovery/start",
+        discovery.discovery_start,
+        name="discovery_start",
+    ),
+    path(
+        "requests/<str:reference>/discovery/<int:pk>/retry",
+        discovery.discovery_retry,
+        name="discovery_retry",
+    ),
+    path(
+        "requests/<str:reference>/discovery/<int:pk>/confirm",
+        discovery.discovery_confirm,
+        name="discovery_confirm",
+    ),
     path("requests/<str:reference>/deliveries", delivery.delivery_create, name="delivery_create"),
     path(
         "requests/<str:reference>/deliveries/<int:pk>/revoke",

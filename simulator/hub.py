@@ -6,8 +6,8 @@ deletes its twin, modules and module twins with it.
 
 import copy
 import datetime
-import re
 
+from . import query as query_language
 from .auth import READ, WRITE
 from .errors import ApiError
 from .request import Response, check_hub_id, etag_matches, paginate, query_key
@@ -15,14 +15,6 @@ from .shapes import derive_b64, hub_device, hub_module, hub_time, twin_for
 
 API_VERSIONS = {"2020-03-13", "2021-04-12", "2024-03-31"}
 SEP = "\x1f"  # joins device and module IDs in sort keys; cannot occur in either
-# Azure refuses a query text past about 8 KB (azure-iot-sdk-csharp#1680; not documented).
-MAX_QUERY_LENGTH = 8192
-QUERY_FROM = re.compile(
-    r"^select \* from (devices\.modules|devices\.jobs|devices)(?: where (.+))?$", re.IGNORECASE
-)
-_DEVICE_ID = r"(?:devices(?:\.modules|\.jobs)?\.)?deviceid"
-WHERE_EQUALS = re.compile(rf"^{_DEVICE_ID} = '([^']*)'$", re.IGNORECASE)
-WHERE_IN = re.compile(rf"^{_DEVICE_ID} in \[\s*('[^']*'(?:\s*,\s*'[^']*')*)\s*\]$", re.IGNORECASE)
 
 
 def bucket_of(handler):
@@ -264,14 +256,22 @@ def delete_module(req, state, device_id, module_id):
     return Response(204)
 
 
-def _render_twin(state, twin):
-    shown = copy.deepcopy(twin)
+def _twin_view(state, twin):
+    """The twin as GET and the query store show it (status, device etag and C2D count from
+    the device), sharing its values with the state: copy before handing it out."""
     device = state["devices"].get(twin["deviceId"])
-    if device is not None and "moduleId" not in twin:
-        shown["deviceEtag"] = device["etag"]
-        shown["status"] = device["status"]
-        shown["cloudToDeviceMessageCount"] = device.get("cloudToDeviceMessageCount", 0)
-    return shown
+    if device is None or "moduleId" in twin:
+        return twin
+    return dict(
+        twin,
+        deviceEtag=device["etag"],
+        status=device["status"],
+        cloudToDeviceMessageCount=device.get("cloudToDeviceMessageCount", 0),
+    )
+
+
+def _render_twin(state, twin):
+    return copy.deepcopy(_twin_view(state, twin))
 
 
 def _twin_or_404(state, device_id, module_id):
@@ -330,46 +330,12 @@ def put_twin(req, state, device_id, module_id):
     return _update_twin(req, state, device_id, module_id, replace=True)
 
 
-def _parse_query(text):
-    """(collection, device IDs or None for all) of the query subset the simulator answers:
-    ``SELECT * FROM devices|devices.modules|devices.jobs`` with an optional
-    ``WHERE deviceId = '…'`` or ``WHERE deviceId IN ['…', …]`` (IDs are case-sensitive)."""
-    if len(text) > MAX_QUERY_LENGTH:
-        raise ApiError(
-            "bad_request", f"The query is {len(text)} characters long, over {MAX_QUERY_LENGTH}."
-        )
-    original = " ".join(text.split())
-    match = QUERY_FROM.match(original)
-    if not match:
-        raise ApiError("bad_request", f"Query '{text[:200]}' is not supported.")
-    collection, where = match.group(1).lower(), match.group(2)
-    if where is None:
-        return collection, None
-    equals = WHERE_EQUALS.match(where)
-    if equals:
-        return collection, {equals.group(1)}
-    within = WHERE_IN.match(where) if collection != "devices.jobs" else None
-    if within:
-        return collection, set(re.findall(r"'([^']*)'", within.group(1)))
-    raise ApiError("bad_request", f"Query '{text[:200]}' is not supported.")
-
-
-def query(req, state):
-    body = req.json()
-    text = body.get("query")
-    if not isinstance(text, str):
-        raise ApiError("bad_request", "The query specification needs a 'query' string.")
-    collection, wanted = _parse_query(text)
-    qk = query_key(" ".join(text.split()))
+def _documents(req, state, collection):
+    """(documents, sort key) of a collection as the query store has them: the jobs, or the
+    twins without devices created too recently and with those deleted too recently."""
     if collection == "devices.jobs":
-        items = [
-            copy.deepcopy(job)
-            for d, jobs in state["jobs"].items()
-            if wanted is None or d in wanted
-            for job in jobs
-        ]
-        key_jobs = lambda j: j["deviceId"] + SEP + j["jobId"]  # noqa: E731
-        return paginate(req, items, key_jobs, qk, "DeviceJob", req.sim.seed)
+        jobs = [job for of_device in state["jobs"].values() for job in of_device]
+        return jobs, lambda j: j["deviceId"] + SEP + j["jobId"]
     lagging = req.sim.lagging(req.host)  # what the query store has not caught up with
     if collection == "devices":
         twins = [t for d, t in state["twins"].items() if d not in lagging]
@@ -381,5 +347,22 @@ def query(req, state):
         for twin in gone or ():
             if ("moduleId" in twin) == (collection == "devices.modules"):
                 twins.append(twin)
-    items = [_render_twin(state, t) for t in twins if wanted is None or t["deviceId"] in wanted]
-    return paginate(req, items, key, qk, "Twin", req.sim.seed)
+    return [_twin_view(state, t) for t in twins], key
+
+
+def query(req, state):
+    """One page of a query's answer (``simulator.query`` has the language). Documents are
+    matched as they are and only the page's answers are copied, so paging through a large
+    match stays cheap."""
+    body = req.json()
+    text = body.get("query")
+    if not isinstance(text, str):
+        raise ApiError("bad_request", "The query specification needs a 'query' string.")
+    parsed = query_language.parse(text)
+    documents, key = _documents(req, state, parsed.collection)
+    found = [document for document in documents if parsed.matches(document)]
+    if parsed.count is not None:
+        found, key = [{parsed.count: len(found)}], lambda _: ""
+    response = paginate(req, found, key, query_key(text), parsed.item_type, req.sim.seed)
+    response.body = [parsed.shape(document) for document in response.body]
+    return response

@@ -3,6 +3,17 @@
 Device ``i`` falls into a category by ``i % 10`` (see ``CYCLE``), so every category is present as
 soon as there are ten devices and the mix stays the same at any size. Registration ID equals the
 device ID for everything that came through DPS, as Azure does by default.
+
+Owner tags, for finding a data subject's devices: device ``i`` belongs to customer number
+``4700 + i // 5``, so a customer's five devices fall into different categories and, the hub
+being drawn at random, onto different hubs (with seed 1, customer 4711's devices 55 to 59 are on
+both linked hubs, the other hub and unprovisioned). Four in five twins record it in
+``tags.customerId``; the fifth (``i % 5 == 4``) only in ``properties.reported.ownerRef``, so a
+search has to look in both. Every individual enrollment carries it in
+``initialTwin.tags.customerId``. All are strings ("4711"). Twins also carry ``tags.owner``
+(``customerRef``, ``name``, ``email`` as first.last@example.com), ``tags.site`` and
+``tags.location``. The owner tags draw nothing from the random generator, so every other value
+is what it was before they existed.
 """
 
 import datetime
@@ -52,6 +63,13 @@ CITIES = (
 STREETS = ("Rue Garibaldi", "Oudegracht", "Via Indipendenza", "Dluga", "Rua de Santa Catarina")
 FIRMWARE = ("1.8.2", "2.0.0", "2.3.1", "2.4.0-rc1")
 BASE_TIME = datetime.datetime(2024, 3, 1, 8, 0, 0, tzinfo=datetime.UTC)
+FIRST_CUSTOMER = 4700
+DEVICES_PER_CUSTOMER = 5
+
+
+def customer_id(i):
+    """Device ``i``'s customer number, as the owner tags record it."""
+    return str(FIRST_CUSTOMER + i // DEVICES_PER_CUSTOMER)
 
 
 def customer_tags(rng, i):
@@ -147,6 +165,10 @@ def _enroll(seed, i, category, device_id, moment, dps, groups, etags):
             category, "symmetricKey"
         )
         enrollment = _enrollment(seed, device_id, attestation, etags, moment)
+        enrollment["initialTwin"] = {
+            "tags": {"customerId": customer_id(i)},
+            "properties": {"desired": {}},
+        }
         if category == "never_provisioned" and i % 20 == 16:
             enrollment["provisioningStatus"] = "disabled"
         dps["enrollments"][device_id] = enrollment
@@ -257,6 +279,10 @@ def _add_hub_device(hub, rng, seed, i, device_id, keys, moment, etags, samples):
         "firmware": {"version": FIRMWARE[i % len(FIRMWARE)], "updatedAt": hub_time(moment)},
         "lastTemperatureC": round(rng.uniform(16, 24), 1),
     }
+    if i % DEVICES_PER_CUSTOMER == DEVICES_PER_CUSTOMER - 1:
+        reported["ownerRef"] = customer_id(i)
+    else:
+        tags["customerId"] = customer_id(i)
     hub["twins"][device_id] = twin_for(device, etags.twin(), tags, desired, reported)
     hub["twins"][device_id]["cloudToDeviceMessageCount"] = device["cloudToDeviceMessageCount"]
     if i % 4 == 0 or i % 20 == 3:

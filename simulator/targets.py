@@ -1,15 +1,23 @@
 """Writing a targets file that points the portal at a running simulator.
 
 The TOML file lists the demo DPS instance and both demo hubs (not ``other-hub``, so the portal
-meets a registration whose hub is not configured). Connection strings go into ``*.connstr``
+meets a registration whose hub is not configured), each with the owner paths the seed data
+fills in. Connection strings go into ``*.connstr``
 files beside it, readable by the owner only, referenced by ``connection_string_file``.
 ``write_entra_env`` writes the Entra sign-in settings (``entra.env``) the same way.
 """
 
+import json
 import os
 from pathlib import Path
 
 from .hosts import DPS_HOSTS, LINKED_HUBS
+
+# Where the seeded devices record their owner (see seed.py), for finding them by owner.
+OWNER_PATHS = {
+    "dps": ["initialTwin.tags.customerId"],
+    "hub": ["tags.customerId", "tags.owner.email", "properties.reported.ownerRef"],
+}
 
 
 def _write_private(path, text):
@@ -35,6 +43,7 @@ def write_targets(sim, path, endpoint):
                 'auth = "sas"',
                 f'connection_string_file = "{secret}"',
             ]
+            lines.append(f"owner_paths = {json.dumps(OWNER_PATHS[section])}")
             if section == "hub":
                 tier, units = sim.hub_tier(host)
                 lines += [f'tier = "{tier}"', f"units = {units}"]

@@ -131,6 +131,33 @@ MATRIX = {
             unchanged=True,
         ),
     ],
+    # Finding devices by owner: officers only (the page shows the subject keys). An empty
+    # search and an unknown search change nothing.
+    "requests/<str:reference>/discovery/": [
+        Case("/requests/{draft}/discovery/", (302, 200, 200, 404, 404, 404)),
+    ],
+    "requests/<str:reference>/discovery/start": [
+        Case("/requests/{draft}/discovery/start", same(302, 405)),
+        Case("/requests/{draft}/discovery/start", POST_WRONG_ROLE, method="POST", unchanged=True),
+    ],
+    "requests/<str:reference>/discovery/<int:pk>/retry": [
+        Case("/requests/{draft}/discovery/1/retry", same(302, 405)),
+        Case(
+            "/requests/{draft}/discovery/1/retry",
+            (302, 404, 404, 404, 404, 404),
+            method="POST",
+            unchanged=True,
+        ),
+    ],
+    "requests/<str:reference>/discovery/<int:pk>/confirm": [
+        Case("/requests/{draft}/discovery/1/confirm", same(302, 405)),
+        Case(
+            "/requests/{draft}/discovery/1/confirm",
+            (302, 404, 404, 404, 404, 404),
+            method="POST",
+            unchanged=True,
+        ),
+    ],
     # Delivery links: only who may download the archive may make or revoke them ({a} is not
     # completed: refused with a message, nothing made).
     "requests/<str:reference>/deliveries": [

@@ -256,7 +256,10 @@ def test_configured_hub_names_from_the_targets_file(settings, tmp_path):
 
 def test_empty_list_refused(officer_client):
     response = submit(officer_client, identifiers="\n  \n")
-    assert errors(response) == ["Paste at least one identifier or upload a CSV file."]
+    assert errors(response) == [
+        "Paste at least one identifier, upload a CSV file, or enter the subject's key to find "
+        "their devices."
+    ]
     assert_nothing_stored()
 
 

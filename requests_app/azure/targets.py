@@ -5,6 +5,7 @@
 hostname = "demo-dps.azure-devices-provisioning.net"
 auth = "sas"
 connection_string_env = "DPS_CONN"          # or connection_string_file = "secrets/dps"
+owner_paths = ["initialTwin.tags.customerId"]  # individual enrollments' owner tags
 
 [[hub]]
 hostname = "demo-hub-1.azure-devices.net"
@@ -12,6 +13,7 @@ auth = "entra"                              # default credential: DefaultAzureCr
 credential = "managed_identity"             # or workload_identity, environment, azure_cli
 tier = "S1"                                 # S1 | S2 | S3, default S1
 units = 2                                   # default 1
+owner_paths = ["tags.customerId", "properties.reported.ownerRef"]  # where owners are recorded
 # endpoint = "http://127.0.0.1:8701"        # test setups: send here, with Host: <hostname>
 # rate_scale = 60                           # simulator only: multiplies the pacing rates
 ```
@@ -48,8 +50,19 @@ COMMON_FIELDS = {
     "connection_string_file",
     "credential",
     "rate_scale",
+    "owner_paths",
 }
 FIELDS = {DPS: COMMON_FIELDS, HUB: COMMON_FIELDS | {"tier", "units"}}
+# Where a device may record its owner, for finding a data subject's devices: a twin's tags or
+# properties on a hub, an individual enrollment's initial twin tags on DPS. Plain names only, so
+# a path is always a valid query-language property reference.
+_NAME = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
+OWNER_PATH = {
+    HUB: re.compile(rf"^(tags|properties\.(reported|desired))(\.{_NAME}){{1,5}}$"),
+    DPS: re.compile(rf"^initialTwin\.tags(\.{_NAME}){{1,5}}$"),
+}
+OWNER_PATH_EXAMPLE = {HUB: "tags.customerId", DPS: "initialTwin.tags.customerId"}
+MAX_OWNER_PATHS = 5
 # Builds the error for one field of the entry being read: (field, problem) -> TargetsError.
 Fail = Callable[[str, str], "TargetsError"]
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9-]{1,63})+$")
@@ -69,6 +82,7 @@ class Target:
     tier: str = "S1"
     units: int = 1
     rate_scale: float = 1.0
+    owner_paths: tuple[str, ...] = ()
     # Secret: kept out of repr and comparisons.
     connection: ConnectionString | None = dataclasses.field(default=None, repr=False, compare=False)
 
@@ -171,6 +185,7 @@ def _target(
     auth, credential, connection = _auth(entry, hostname, base_dir, secrets, environ, fail)
     tier, units, rate_scale = _capacity(entry, fail)
     return Target(
+        owner_paths=_owner_paths(kind, entry.get("owner_paths", []), fail),
         kind=kind,
         hostname=hostname,
         auth=auth,
@@ -220,6 +235,29 @@ def _capacity(entry: dict[str, Any], fail: Fail) -> tuple[str, int, float]:
     if isinstance(rate_scale, bool) or not isinstance(rate_scale, int | float) or rate_scale <= 0:
         raise fail("rate_scale", f"must be a number above 0, got {rate_scale!r}")
     return tier.upper(), units, float(rate_scale)
+
+
+def _owner_paths(kind: str, value: object, fail: Fail) -> tuple[str, ...]:
+    field = "owner_paths"
+    if not isinstance(value, list) or not all(isinstance(path, str) for path in value):
+        raise fail(field, f'must be a list of paths such as ["{OWNER_PATH_EXAMPLE[kind]}"]')
+    if len(value) > MAX_OWNER_PATHS:
+        raise fail(field, f"at most {MAX_OWNER_PATHS} paths")
+    for path in value:
+        if not OWNER_PATH[kind].match(path):
+            where = (
+                "tags. or properties.reported. / properties.desired."
+                if kind == HUB
+                else "initialTwin.tags."
+            )
+            raise fail(
+                field,
+                f"{path!r} is not a path the portal can search: it must start with {where} "
+                "and name properties made of letters, digits and _",
+            )
+    if len(set(value)) != len(value):
+        raise fail(field, "a path is listed twice")
+    return tuple(value)
 
 
 def _endpoint(value: object, fail: Fail) -> str | None:

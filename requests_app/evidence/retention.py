@@ -3,6 +3,8 @@ completion, unless the request is under a legal hold.
 
 - ``export``: the export archive (the subject's data) and any loose exported documents, kept
   ``DSR_EXPORT_RETENTION_DAYS`` (30);
+- ``subject keys``: the keys a discovery searched for and the devices it found, cleared
+  ``DSR_EXPORT_RETENTION_DAYS`` after the request closed (completed, rejected or cancelled);
 - ``evidence``: the deletion certificate, PDF and JSON, kept ``DSR_EVIDENCE_RETENTION_DAYS``
   (6 years).
 
@@ -30,7 +32,7 @@ from django.utils import timezone
 
 from requests_app.evidence.artifacts import artifact_path
 from requests_app.evidence.store import ExportStore
-from requests_app.models import Artifact, AuditEvent, DataRequest, LegalHold
+from requests_app.models import Artifact, AuditEvent, DataRequest, Discovery, LegalHold
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -91,7 +93,48 @@ def purge_due(now: datetime | None = None) -> int:
                 log.exception("retention: artifact %s could not be purged; next run again", pk)
     delete_leftovers()
     discard_loose_documents(now)
+    forget_subject_keys(now)
     return purged
+
+
+def forget_subject_keys(now: datetime) -> None:
+    """Discoveries of requests closed longer than the export rule: keys emptied, matches and
+    per-hub error texts deleted, one ``discovery_purged`` event each. The masked queries, the
+    counts and the key digests stay: they are what the audit trail already holds."""
+    due = Discovery.objects.filter(
+        purged_at__isnull=True,
+        request__completed_at__lt=now - timedelta(days=BY_NAME["export"].days),
+        request__legal_hold__isnull=True,
+    ).values_list("pk", flat=True)
+    for pk in list(due):
+        try:
+            _forget(pk, now)
+        except Exception:  # one discovery's trouble must not keep the others
+            log.exception("retention: discovery %s could not be purged; next run again", pk)
+
+
+def _forget(discovery_pk: int, now: datetime) -> None:
+    with transaction.atomic():
+        discovery = Discovery.objects.select_related("request").get(pk=discovery_pk)
+        DataRequest.objects.select_for_update().filter(pk=discovery.request_id).first()
+        held = LegalHold.objects.filter(request_id=discovery.request_id).exists()
+        if discovery.purged_at or held:
+            return
+        matches, _ = discovery.matches.all().delete()
+        targets = {
+            host: {k: v for k, v in done.items() if k != "error"}
+            for host, done in discovery.targets.items()
+        }
+        Discovery.objects.filter(pk=discovery.pk).update(keys=[], targets=targets, purged_at=now)
+        AuditEvent.record(
+            "discovery_purged",
+            request=discovery.request,
+            discovery=discovery.pk,
+            keys=discovery.key_count,
+            matches=matches,
+            rule="export",
+            days=BY_NAME["export"].days,
+        )
 
 
 def delete_leftovers() -> None:

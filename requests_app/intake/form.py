@@ -1,9 +1,12 @@
 """The privacy officer's intake form: a new request with its identifiers, pasted or as CSV."""
 
 from django import forms
+from django.db import transaction
 from django.utils import timezone
 from django.utils.html import format_html
 
+from requests_app.discovery import keys as subject_keys
+from requests_app.discovery import search as discovery
 from requests_app.form_fields import IsoDateField
 from requests_app.intake import rules as intake
 from requests_app.models import Kind
@@ -25,6 +28,16 @@ CSV_HELP = format_html(
 
 
 class IntakeForm(forms.Form):
+    field_order = [
+        "kind",
+        "regulation",
+        "received_at",
+        "subject_reference",
+        "identifiers",
+        "csv_file",
+        "subject_keys",
+        "block_reprovisioning",
+    ]
     kind = forms.ChoiceField(choices=Kind.choices, widget=forms.RadioSelect)
     regulation = forms.ChoiceField(choices=regulations.choices, widget=forms.RadioSelect)
     received_at = IsoDateField(
@@ -50,6 +63,19 @@ class IntakeForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false", "autocomplete": "off"}),
         help_text=PASTE_HELP,
     )
+    subject_keys = forms.CharField(
+        label="Find devices by owner",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "autocomplete": "off"}),
+        help_text=format_html(
+            "The data subject's key(s), one per line — a customer number or email address as "
+            "your devices record their owner (the targets file's <code>owner_paths</code>). "
+            "Instead of, or besides, identifiers: every configured hub is searched and you "
+            "confirm the devices found. At most {} keys; quotes and backslashes cannot be "
+            "searched for. Kept only until the request's retention ends.",
+            subject_keys.MAX_KEYS,
+        ),
+    )
     csv_file = forms.FileField(
         label="Or a CSV file",
         required=False,
@@ -69,6 +95,7 @@ class IntakeForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.identifier_list = None
+        self.keys: list[str] = []
         # The deadline each regulation sets, one line each, from the regulation table.
         lines = [entry.describe() for entry in regulations.TABLE.values()]
         self.fields["regulation"].help_text = format_html("<br>".join(["{}"] * len(lines)), *lines)
@@ -95,6 +122,18 @@ class IntakeForm(forms.Form):
                 raise forms.ValidationError(problem)
         return upload
 
+    def clean_subject_keys(self):
+        keys, problems = subject_keys.parse_keys(self.cleaned_data["subject_keys"])
+        if problems:
+            raise forms.ValidationError(problems)
+        if keys and not discovery.searchable_targets():
+            raise forms.ValidationError(
+                "No hub or DPS in the targets file declares owner_paths, so devices cannot be "
+                "found by owner; paste identifiers instead."
+            )
+        self.keys = keys
+        return "\n".join(keys)
+
     def clean(self):
         cleaned = super().clean()
         pasted = (cleaned.get("identifiers") or "").strip()
@@ -107,7 +146,12 @@ class IntakeForm(forms.Form):
             )
             return cleaned
         if not pasted and not upload:
-            self.add_error("identifiers", "Paste at least one identifier or upload a CSV file.")
+            if not self.keys and "subject_keys" not in self.errors:
+                self.add_error(
+                    "identifiers",
+                    "Paste at least one identifier, upload a CSV file, or enter the subject's "
+                    "key to find their devices.",
+                )
             return cleaned
         hubs = intake.configured_hub_names()
         if upload:
@@ -125,15 +169,25 @@ class IntakeForm(forms.Form):
         notice = self.identifier_list.duplicates_notice() if self.identifier_list else ""
         return [notice] if notice else []
 
+    @property
+    def identifier_count(self):
+        return len(self.identifier_list.identifiers) if self.identifier_list else 0
+
     def save(self, *, user):
+        """The draft, and the search for the subject's devices if keys were given: both or
+        neither."""
         data = self.cleaned_data
-        return intake.create_request(
-            user=user,
-            kind=data["kind"],
-            regulation=data["regulation"],
-            received_at=data["received_at"],
-            subject_reference=data["subject_reference"],
-            identifiers=self.identifier_list.identifiers,
-            block_reprovisioning=data["block_reprovisioning"],
-            via="form",
-        )
+        with transaction.atomic():
+            created = intake.create_request(
+                user=user,
+                kind=data["kind"],
+                regulation=data["regulation"],
+                received_at=data["received_at"],
+                subject_reference=data["subject_reference"],
+                identifiers=self.identifier_list.identifiers if self.identifier_list else [],
+                block_reprovisioning=data["block_reprovisioning"],
+                via="form",
+            )
+            if self.keys:
+                discovery.start(created, keys=self.keys, actor=user)
+        return created

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 # purpose, so enqueuing twice is harmless).
 SCOPE_JOB = "requests_app.workflow.lifecycle.scope_job"
 RUN_JOB = "requests_app.jobs.fulfilment.run_job"
+DISCOVERY_JOB = "requests_app.discovery.search.discovery_job"
 
 
 def scope_job_id(data_request: DataRequest) -> str:
@@ -70,7 +71,7 @@ def next_turn_id(job_id: str) -> str:
 # The paths of before the move to folders, for jobs still queued (requests_app/lifecycle.py and
 # requests_app/fulfilment.py re-export them): one release, then these go.
 LEGACY_JOBS = frozenset({"requests_app.lifecycle.scope_job", "requests_app.fulfilment.run_job"})
-ALLOWED_JOBS = frozenset({SCOPE_JOB, RUN_JOB}) | LEGACY_JOBS
+ALLOWED_JOBS = frozenset({SCOPE_JOB, RUN_JOB, DISCOVERY_JOB}) | LEGACY_JOBS
 
 
 class JobRefused(Exception):

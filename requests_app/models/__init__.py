@@ -3,6 +3,7 @@
 from requests_app.models.accounts import ApiToken, ExternalIdentity
 from requests_app.models.audit import AuditCheckpoint, AuditEvent, CheckpointDelivery
 from requests_app.models.delivery import Delivery
+from requests_app.models.discovery import Discovery, DiscoveryMatch
 from requests_app.models.outbox import OutboxMessage
 from requests_app.models.requests import (
     Approval,
@@ -28,6 +29,8 @@ __all__ = [
     "CheckpointDelivery",
     "DataRequest",
     "Delivery",
+    "Discovery",
+    "DiscoveryMatch",
     "ExternalIdentity",
     "IllegalTransition",
     "Kind",

@@ -21,10 +21,11 @@ def request_create(request):
             created = form.save(user=request.user)
             for notice in form.notices:
                 messages.info(request, notice)
+            searching = " The search for the subject's devices has started." if form.keys else ""
             messages.success(
                 request,
-                f"{created.reference} is saved as a draft with "
-                f"{len(form.identifier_list.identifiers)} identifiers. Submit it to plan the work.",
+                f"{created.reference} is saved as a draft with {form.identifier_count} "
+                f"identifiers.{searching} Submit it to plan the work.",
             )
             return redirect(created)
     else:

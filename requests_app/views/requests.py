@@ -72,6 +72,7 @@ def request_detail(request, reference):
         if req.status in (Status.AWAITING_APPROVAL, Status.APPROVED)
         else None,
         "retention": request_page.retention(req),
+        "finding": req.discoveries.first(),
         "delivery": request_page.deliveries(req, user),
         "can_hold": access.has_any(user, (roles.OFFICER, roles.ADMIN)),
     }

@@ -22,7 +22,14 @@ from requests_app.jobs.queues import (
     run_job_id,
     scope_job_id,
 )
-from requests_app.models import Approval, AuditEvent, DataRequest, IllegalTransition, Status
+from requests_app.models import (
+    Approval,
+    AuditEvent,
+    DataRequest,
+    Discovery,
+    IllegalTransition,
+    Status,
+)
 from requests_app.workflow import emails
 from requests_app.workflow.tokens import approval_url
 
@@ -41,8 +48,24 @@ DecisionRefused = Refusal
 
 
 def submit(data_request: DataRequest, *, actor: Actor) -> DataRequest:
-    """draft → planning, and the scoping job goes on the queue once this commits."""
+    """draft → planning, and the scoping job goes on the queue once this commits. A draft whose
+    search for the subject's devices has not been confirmed, or that names no device, waits."""
     with transaction.atomic():
+        unconfirmed = data_request.discoveries.filter(
+            state__in=(Discovery.State.RUNNING, Discovery.State.FINISHED)
+        ).first()
+        if unconfirmed is not None:
+            running = unconfirmed.state == Discovery.State.RUNNING
+            raise IllegalTransition(
+                f"{data_request.reference}: the search for the subject's devices is "
+                f"{'still running' if running else 'not confirmed yet'}; confirm the devices "
+                "to include before submitting"
+            )
+        if not data_request.identifiers.exists():
+            raise IllegalTransition(
+                f"{data_request.reference} names no device yet: confirm the devices the search "
+                "found, or start a new request with identifiers"
+            )
         data_request.transition(Status.PLANNING, actor=actor)
         enqueue_on_commit(SCOPE_JOB, data_request.pk, job_id=scope_job_id(data_request))
     return data_request

@@ -35,6 +35,11 @@ ACTIONS = {
     "artifact_purged": "File deleted (retention)",
     "exported_documents_purged": "Exported documents deleted (retention)",
     "legal_hold_placed": "Legal hold placed",
+    "discovery_started": "Search by owner started",
+    "discovery_finished": "Search by owner finished",
+    "discovery_retried": "Search by owner asked again",
+    "discovery_confirmed": "Devices found by owner confirmed",
+    "discovery_purged": "Subject keys deleted (retention)",
     "delivery_created": "Delivery link made",
     "delivery_opened": "Delivery opened by the data subject",
     "delivery_passphrase_refused": "Delivery: wrong passphrase",
@@ -221,6 +226,29 @@ def _delivery(e, d):
     return f"{n} opened by the data subject (passphrase accepted)"
 
 
+def _plural(count, word):
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _discovery(e, d):
+    n = f"Search {d.get('discovery', '?')}"
+    if e.action == "discovery_started":
+        hosts = ", ".join(short_host(h) for h in sorted(d.get("queries") or {}))
+        return f"{n} by owner for {_plural(d.get('keys', 0), 'subject key')} on {hosts}"
+    if e.action == "discovery_finished":
+        found = sum((d.get("matches") or {}).values())
+        failed = d.get("failed") or []
+        missing = f"; {', '.join(map(short_host, failed))} did not answer" if failed else ""
+        matches = "1 match" if found == 1 else f"{found} matches"
+        return f"{n} finished: {matches}{missing}"
+    if e.action == "discovery_retried":
+        return f"{n}: asking {', '.join(map(short_host, d.get('hosts') or [])) or 'again'}"
+    if e.action == "discovery_confirmed":
+        added = _plural(d.get("identifiers_added", 0), "identifier")
+        return f"{n} confirmed: {d.get('chosen')} of {d.get('found')} chosen, {added} added"
+    return f"{n}: subject keys and devices found deleted (retention, {d.get('days')} days)"
+
+
 def _report(e, d):
     what = REPORTS.get(d.get("kind"), readable(d.get("kind")).lower())
     text = f"Downloaded {what}"
@@ -286,6 +314,11 @@ DESCRIBERS = {
     "exported_documents_purged": lambda e, d: "Exported documents deleted (retention)",
     "legal_hold_placed": _hold,
     "legal_hold_released": _hold,
+    "discovery_started": _discovery,
+    "discovery_finished": _discovery,
+    "discovery_retried": _discovery,
+    "discovery_confirmed": _discovery,
+    "discovery_purged": _discovery,
     "delivery_created": _delivery,
     "delivery_opened": _delivery,
     "delivery_passphrase_refused": _delivery,
