@@ -2,6 +2,7 @@
 hubs and DPS over real HTTP, the officer's confirmation, failures and retries, a 5,000-device
 match, and forgetting the keys on time."""
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -526,3 +527,42 @@ def test_subject_keys_and_matches_are_forgotten_after_the_request_closes(
     assert purged.get().details["matches"] == 4
     # The identifiers the officer confirmed are the request's, not the search's: they stay.
     assert draft.identifiers.count() == 4
+
+
+def test_the_api_takes_subject_keys_instead_of_identifiers(fleet, officer, run_jobs):
+    from django.test import Client
+
+    from requests_app.api import issue_token
+
+    owned(fleet)
+    _, raw = issue_token(officer, name="ticketing")
+    api = Client()
+    auth = {"Authorization": f"Bearer {raw}"}
+    body = {"kind": "export", "regulation": "gdpr", "subject_reference": "JIRA-7"}
+
+    def post(extra):
+        return api.post(
+            "/api/v1/requests", {**body, **extra}, content_type="application/json", headers=auth
+        )
+
+    refused = post({"subject_keys": ["4711", "O'Brien"]})
+    assert refused.status_code == 400
+    assert refused.json()["fields"]["subject_keys"] == [
+        'index 1: the key "O\'Brien" contains a single quote, which the query language '
+        "cannot carry safely"
+    ]
+    neither = post({})
+    assert neither.json()["fields"]["identifiers"] == [
+        "required: a list of at least one identifier, or subject_keys"
+    ]
+    assert not DataRequest.objects.exists() and not Discovery.objects.exists()
+    created = post({"subject_keys": ["4711"]})
+    assert created.status_code == 201, created.content
+    assert created.json()["identifiers"] == 0
+    assert created.json()["discovery"]["state"] == "running"
+    run_jobs()
+    reference = created.json()["reference"]
+    answer = api.get(f"/api/v1/requests/{reference}", headers=auth).json()["discovery"]
+    assert (answer["state"], answer["found"]) == ("finished", 4)
+    assert answer["url"] == f"/requests/{reference}/discovery/"
+    assert "4711" not in json.dumps(answer)

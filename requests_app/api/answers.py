@@ -104,6 +104,23 @@ def _cost(req):
     }
 
 
+def _discovery(req):
+    """The latest search by owner, in counts (never the keys), or None."""
+    found = req.discoveries.first()
+    if found is None:
+        return None
+    return {
+        "state": found.state,
+        "targets": [
+            {"host": host, "state": done.get("state"), "matches": done.get("matches", 0)}
+            for host, done in sorted(found.targets.items())
+        ],
+        "found": found.matches.count(),
+        "confirmed": found.confirmed_count,
+        "url": reverse("discovery_page", args=[req.reference]),
+    }
+
+
 def request_detail(req):
     """A ``Request``: everything a ticketing system may know (never the audit details)."""
     states = dict(
@@ -116,6 +133,7 @@ def request_detail(req):
         "subject_reference": req.subject_reference,
         "block_reprovisioning": req.block_reprovisioning,
         "identifiers": req.identifiers.count(),
+        "discovery": _discovery(req),
         "plan": {**_plan(req), "operations": total, "steps": _steps(req), "cost": _cost(req)},
         "progress": {
             "done": sum(states.get(state, 0) for state in FINISHED_STATES),

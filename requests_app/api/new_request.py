@@ -23,6 +23,7 @@ from pydantic_core import PydanticCustomError
 
 from requests_app import models
 from requests_app.api.schemas import KindCode, RegulationCode, checked_by, problem, said
+from requests_app.discovery import keys as subject_keys
 from requests_app.intake import rules as intake
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -115,6 +116,26 @@ def _identifier_list(items, handler):
     return parsed
 
 
+def _subject_keys(value):
+    """``subject_keys`` → the checked keys, duplicates merged; each problem names its index."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(key, str) for key in value):
+        raise problem('must be a list of strings such as ["4711"]')
+    keys, problems = [], []
+    for index, key in enumerate(value):
+        why = subject_keys.check_key(key)
+        if why:
+            problems.append(f"index {index}: the key {subject_keys.shown(key)} {why}")
+        elif key not in keys:
+            keys.append(key)
+    if len(keys) > subject_keys.MAX_KEYS:
+        problems.append(f"{len(keys)} keys: one search takes at most {subject_keys.MAX_KEYS}")
+    if problems:
+        raise problem("; ".join(problems))
+    return keys
+
+
 def _received_at(value):
     if value is None:
         return timezone.localdate()
@@ -159,12 +180,22 @@ class NewRequest(BaseModel):
         description="A ticket number or pseudonym; no personal data",
         json_schema_extra={"minLength": 1, "maxLength": SUBJECT_MAX_LENGTH},
     )
-    # Validated into an intake.IdentifierList (see _identifier_list).
+    # Validated into an intake.IdentifierList (see _identifier_list). Optional only when
+    # subject_keys are given (the view checks that one of the two is).
     identifiers: Annotated[
-        list[Identifier],
+        list[Identifier] | None,
         Field(min_length=1, max_length=intake.MAX_IDENTIFIERS),
         WrapValidator(_identifier_list),
-    ]
+    ] = None
+    subject_keys: Annotated[list[str] | None, BeforeValidator(_subject_keys)] = Field(
+        None,
+        max_length=subject_keys.MAX_KEYS,
+        description=(
+            "The data subject's keys (a customer number, an email address) to find their "
+            "devices by the owner paths of the targets file; the officer confirms the devices "
+            "found in the portal. No quotes, backslashes or invisible characters."
+        ),
+    )
     block_reprovisioning: Annotated[bool, Strict(), said("must be true or false")] = Field(
         True, description="Erasure only; always false for an export"
     )
@@ -172,7 +203,7 @@ class NewRequest(BaseModel):
 
 MISSING = {
     "subject_reference": "required: a ticket number or pseudonym",
-    "identifiers": "required: a list of at least one identifier",
+    "identifiers": "required: a list of at least one identifier, or subject_keys",
 }
 
 

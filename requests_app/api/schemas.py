@@ -224,12 +224,29 @@ class Artifact(BaseModel):
     )
 
 
+class DiscoveryTarget(BaseModel):
+    host: str
+    state: str = Field(description="pending, answered or failed")
+    matches: int
+
+
+class Discovery(BaseModel):
+    """The latest search for the subject's devices by owner (see `subject_keys`)."""
+
+    state: str = Field(description="running, finished (to be confirmed in the portal), confirmed")
+    targets: list[DiscoveryTarget]
+    found: int = Field(description="Matches found (until retention deletes them)")
+    confirmed: int | None = Field(description="Identifiers the officer added from it")
+    url: str = Field(description="The portal page where the officer confirms the devices")
+
+
 class Request(RequestSummary):
     """A request with its plan, progress, approvals and artifacts (never the audit details)."""
 
     subject_reference: str
     block_reprovisioning: bool
     identifiers: int = Field(description="How many identifiers")
+    discovery: Discovery | None = None
     plan: Plan
     progress: Progress
     approvals: list[Approval]

@@ -10,6 +10,7 @@ import json
 
 from django.core.exceptions import RequestDataTooBig
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import HttpResponse
 from django.urls import path
 from ninja import NinjaAPI, Query
@@ -25,6 +26,7 @@ from requests_app.api.answers import (
     visible_requests,
 )
 from requests_app.api.tokens import ApiError, BearerToken
+from requests_app.discovery import search
 from requests_app.intake import rules as intake
 from requests_app.models import IllegalTransition, Status
 
@@ -190,13 +192,30 @@ def list_requests(
 def create_request(request, response: HttpResponse, new: new_request.NewRequest):
     """Nothing is stored unless the whole body is valid. Duplicate identifiers (registration
     IDs compare case-insensitively) are collapsed and said so in `notices`."""
-    parsed = new.identifiers
-    values = new.model_dump(exclude={"identifiers"})
-    req = intake.create_request(
-        user=request.auth, identifiers=parsed.identifiers, via="api", **values
-    )
+    parsed, keys = new.identifiers, new.subject_keys or []
+    if parsed is None and not keys:
+        raise ApiError(
+            400,
+            "invalid request",
+            fields={
+                "identifiers": ["required: a list of at least one identifier, or subject_keys"]
+            },
+            identifiers=[],
+        )
+    values = new.model_dump(exclude={"identifiers", "subject_keys"})
+    with transaction.atomic():
+        req = intake.create_request(
+            user=request.auth, identifiers=parsed.identifiers if parsed else [], via="api", **values
+        )
+        if keys:
+            try:
+                search.start(req, keys=keys, actor=request.auth)
+            except search.DiscoveryRefused as exc:
+                raise ApiError(
+                    400, "invalid request", fields={"subject_keys": [str(exc)]}
+                ) from None
     body = request_detail(req)
-    notice = parsed.duplicates_notice(unit="index", offset=-1)
+    notice = parsed.duplicates_notice(unit="index", offset=-1) if parsed else ""
     if notice:
         body["notices"] = [notice]
     response["Location"] = request.build_absolute_uri(body["url"])
