@@ -33,7 +33,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 1000  # the most IoT Hub and DPS return per page
+PAGE_SIZE = 1000  # the most IoT Hub returns per page; its projected items are small
+# Enrollments are whole documents (attestation, certificates, initial twin): fewer a page keeps
+# the worker's memory low whatever the size of the fleet.
+DPS_PAGE_SIZE = 100
 BATCH = 500  # matches written per INSERT
 # A discovery still running after this long lost its worker: it may be started again.
 STALLED_AFTER = timedelta(minutes=10)
@@ -161,7 +164,7 @@ def _matches(
     """(device ID, registration ID, path, key index) of every match, page by page."""
     if target.kind == DPS:
         dps = clients.dps(target.hostname)
-        for enrollment in dps.query_enrollments(page_size=PAGE_SIZE):
+        for enrollment in dps.query_enrollments(page_size=DPS_PAGE_SIZE):
             for path in target.owner_paths:
                 value = queries.value_at(enrollment, path)
                 if isinstance(value, str) and value in keys:
