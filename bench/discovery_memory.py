@@ -77,8 +77,7 @@ def main():
             if redis is not None:
                 redis.shutdown()
     print(
-        f"peak memory ratio {found_b:,} vs {found_a:,} matches: {peak_b / peak_a:.2f} "
-        "(goal: flat)"
+        f"peak memory ratio {found_b:,} vs {found_a:,} matches: {peak_b / peak_a:.2f} (goal: flat)"
     )
 
 
