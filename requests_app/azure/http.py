@@ -137,9 +137,12 @@ class AzureHttp:
             )
             if error is None:
                 assert response is not None  # _attempt answers a response when nothing failed
-                return self._success(
-                    response, method, path, attempt, sent, started, ambiguous, missing_ok
-                )
+                try:
+                    return self._success(
+                        response, method, path, attempt, sent, started, ambiguous, missing_ok
+                    )
+                finally:
+                    _release(response)
             duration = self._clock() - sent
             delay = self._retry_delay(error, attempt, retry_after, started)
             self._report(method, path, error.status, duration, attempt, error, delay)
@@ -363,6 +366,13 @@ class AzureHttp:
                     path=path,
                 )
             continuation = response.continuation
+
+
+def _release(response: httpx.Response) -> None:
+    """Let the body go as soon as it is parsed. httpx binds a response and its stream to each
+    other (a reference cycle), so a page of a query would otherwise stay in memory until
+    Python's cyclic collector runs: a long paged scan grew with every page."""
+    response.stream = httpx.ByteStream(b"")
 
 
 def _azure_said(response: httpx.Response) -> bool:
