@@ -78,7 +78,7 @@ def _add(data_request: DataRequest, entries: list[tuple[str, str, str]]) -> int:
     registrations = {reg.lower() for reg, _, _ in named if reg}
     devices = {(dev, hub.lower()) for _, dev, hub in named if dev}
     line = (data_request.identifiers.aggregate(last=Max("line"))["last"] or 0) + 1
-    new = []
+    new: list[RequestIdentifier] = []
     for reg, dev, hub in entries:
         # Registration IDs and host names are case-insensitive in Azure; device IDs are not.
         if (reg and reg.lower() in registrations) or (dev and (dev, hub.lower()) in devices):

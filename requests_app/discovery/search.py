@@ -180,7 +180,9 @@ def _matches(
                 yield str(item["deviceId"]), "", path, keys.index(value)
 
 
-def _write_matches(discovery: Discovery, host: str, found: Iterator[tuple]) -> int:
+def _write_matches(
+    discovery: Discovery, host: str, found: Iterator[tuple[str, str, str, int]]
+) -> int:
     count = 0
     batch: list[DiscoveryMatch] = []
     for device_id, registration_id, path, key_index in found:
