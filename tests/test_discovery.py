@@ -363,21 +363,21 @@ def test_a_hub_that_does_not_answer_is_named_and_asked_again_on_retry(
     assert "4711" not in caplog.text
 
 
+def new_request(client, keys):
+    """The intake form with subject keys and no identifiers."""
+    today = timezone.localdate().isoformat()
+    fields = {"kind": "export", "regulation": "gdpr", "received_at": today}
+    return client.post(
+        "/requests/new/", {**fields, "subject_reference": "TICKET-9", "subject_keys": keys}
+    )
+
+
 def test_intake_with_keys_only_starts_a_search_and_the_officer_chooses(
     client, fleet, officer, run_jobs
 ):
     expected = owned(fleet)
     sign_in(client, officer)
-    response = client.post(
-        "/requests/new/",
-        {
-            "kind": "export",
-            "regulation": "gdpr",
-            "received_at": timezone.localdate().isoformat(),
-            "subject_reference": "TICKET-9",
-            "subject_keys": "4711\n",
-        },
-    )
+    response = new_request(client, "4711\n")
     assert response.status_code == 302, response.content.decode()[:2000]
     draft = DataRequest.objects.get(subject_reference="TICKET-9")
     assert draft.identifiers.count() == 0
@@ -402,16 +402,7 @@ def test_intake_with_keys_only_starts_a_search_and_the_officer_chooses(
 
 def test_intake_refuses_a_bad_key_and_stores_nothing(client, fleet, officer):
     sign_in(client, officer)
-    response = client.post(
-        "/requests/new/",
-        {
-            "kind": "export",
-            "regulation": "gdpr",
-            "received_at": timezone.localdate().isoformat(),
-            "subject_reference": "TICKET-9",
-            "subject_keys": "4711\nO'Brien",
-        },
-    )
+    response = new_request(client, "4711\nO'Brien")
     assert response.status_code == 200
     assert "line 2: the key &quot;O&#x27;Brien&quot; contains a single quote" in (
         response.content.decode()

@@ -37,7 +37,8 @@ def confirm(discovery: Discovery, *, actor: User, match_ids: Iterable[int] | Non
         chosen = locked.matches.all()
         if match_ids is not None:
             chosen = chosen.filter(pk__in=list(match_ids))
-        entries = _entries(chosen.values_list("host", "device_id", "registration_id"))
+        rows = chosen.values_list("host", "device_id", "registration_id")
+        entries = _entries(rows.iterator(chunk_size=2000))
         added = _add(data_request, entries)
         locked.state = Discovery.State.CONFIRMED
         locked.confirmed_at = timezone.now()
@@ -60,7 +61,7 @@ def _entries(rows: Iterable[tuple[str, str, str]]) -> list[tuple[str, str, str]]
     joined."""
     hub_devices: dict[str, str] = {}  # device ID → hub
     enrollments: dict[str, str] = {}  # registration ID → its device ID
-    for host, device_id, registration_id in rows.iterator(chunk_size=2000):  # type: ignore[attr-defined]
+    for host, device_id, registration_id in rows:
         if registration_id:
             enrollments[registration_id] = device_id or registration_id
         else:
